@@ -1,0 +1,158 @@
+"""Every configuration key, its default, and the one accessor that reads them.
+
+Values are read from ``current_app.config`` when they are needed, never cached
+at ``init_app``: Flask-JWT apps (and their tests) change ``app.config`` after
+the extension is set up, and that has to keep working.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from flask import current_app
+
+#: Flask-JWT 0.3.2's keys with its defaults, then the keys flask_tokenauth adds.
+DEFAULTS: Dict[str, Any] = {
+    # --- Flask-JWT 0.3.2 ---
+    "JWT_DEFAULT_REALM": "Login Required",
+    "JWT_AUTH_URL_RULE": "/auth",
+    "JWT_AUTH_ENDPOINT": "jwt",
+    "JWT_AUTH_URL_OPTIONS": {"methods": ["POST"]},
+    "JWT_AUTH_USERNAME_KEY": "username",
+    "JWT_AUTH_PASSWORD_KEY": "password",
+    "JWT_ALGORITHM": "HS256",
+    "JWT_LEEWAY": _dt.timedelta(seconds=10),
+    "JWT_AUTH_HEADER_PREFIX": "JWT",
+    "JWT_EXPIRATION_DELTA": _dt.timedelta(seconds=300),
+    "JWT_NOT_BEFORE_DELTA": _dt.timedelta(seconds=0),
+    "JWT_VERIFY_CLAIMS": ["signature", "exp", "nbf", "iat"],
+    "JWT_REQUIRED_CLAIMS": ["exp", "iat", "nbf"],
+    # JWT_SECRET_KEY is deliberately absent: it falls back to SECRET_KEY when
+    # the token is made, so an app may set either after init_app.
+    # --- flask_tokenauth ---
+    "JWT_PRIVATE_KEY": None,
+    "JWT_PUBLIC_KEY": None,
+    "JWT_ISSUER": None,
+    "JWT_AUDIENCE": None,
+    "JWT_IDENTITY_CLAIM": "identity",
+    "JWT_MAX_TOKEN_BYTES": 8192,
+    "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
+}
+
+
+def seconds(value: Union[int, float, _dt.timedelta]) -> float:
+    """A config duration as seconds; ints and timedeltas are both accepted."""
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class Config:
+    """Typed, read-only view of the current app's ``JWT_*`` settings."""
+
+    @staticmethod
+    def get(key: str) -> Any:
+        return current_app.config.get(key, DEFAULTS.get(key))
+
+    @property
+    def realm(self) -> str:
+        return self.get("JWT_DEFAULT_REALM")
+
+    @property
+    def header_prefix(self) -> str:
+        return self.get("JWT_AUTH_HEADER_PREFIX")
+
+    @property
+    def algorithm(self) -> str:
+        return self.get("JWT_ALGORITHM")
+
+    @property
+    def secret_key(self) -> Any:
+        conf = current_app.config
+        value = conf.get("JWT_SECRET_KEY")
+        return conf.get("SECRET_KEY") if value is None else value
+
+    @property
+    def private_key(self) -> Any:
+        return self.get("JWT_PRIVATE_KEY")
+
+    @property
+    def public_key(self) -> Any:
+        return self.get("JWT_PUBLIC_KEY")
+
+    @property
+    def leeway(self) -> float:
+        return seconds(self.get("JWT_LEEWAY"))
+
+    @property
+    def expiration_delta(self) -> float:
+        return seconds(self.get("JWT_EXPIRATION_DELTA"))
+
+    @property
+    def not_before_delta(self) -> float:
+        return seconds(self.get("JWT_NOT_BEFORE_DELTA"))
+
+    @property
+    def verify_claims(self) -> List[str]:
+        return list(self.get("JWT_VERIFY_CLAIMS"))
+
+    @property
+    def required_claims(self) -> List[str]:
+        return list(self.get("JWT_REQUIRED_CLAIMS"))
+
+    @property
+    def issuer(self) -> Optional[str]:
+        return self.get("JWT_ISSUER")
+
+    @property
+    def audience(self) -> Optional[Union[str, List[str]]]:
+        return self.get("JWT_AUDIENCE")
+
+    @property
+    def identity_claim(self) -> str:
+        return self.get("JWT_IDENTITY_CLAIM")
+
+    @property
+    def max_token_bytes(self) -> int:
+        return int(self.get("JWT_MAX_TOKEN_BYTES"))
+
+    @property
+    def cache_size(self) -> int:
+        return int(self.get("JWT_VERIFIED_TOKEN_CACHE_SIZE"))
+
+    @property
+    def username_key(self) -> str:
+        return self.get("JWT_AUTH_USERNAME_KEY")
+
+    @property
+    def password_key(self) -> str:
+        return self.get("JWT_AUTH_PASSWORD_KEY")
+
+    @staticmethod
+    def verification_settings(conf: Mapping[str, Any]) -> tuple:
+        """Everything prepared keys and cached verifications depend on.
+
+        Compared on every request: when any of it changes, prepared keys and
+        cached verifications are thrown away.
+        """
+        get = conf.get
+        return (
+            get("JWT_ALGORITHM", "HS256"),
+            get("JWT_SECRET_KEY"),
+            get("SECRET_KEY"),
+            get("JWT_PRIVATE_KEY"),
+            get("JWT_PUBLIC_KEY"),
+            get("JWT_ISSUER"),
+            _hashable(get("JWT_AUDIENCE")),
+            _hashable(get("JWT_VERIFY_CLAIMS", DEFAULTS["JWT_VERIFY_CLAIMS"])),
+            _hashable(get("JWT_REQUIRED_CLAIMS", DEFAULTS["JWT_REQUIRED_CLAIMS"])),
+            get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]),
+        )
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, set)) else value
+
+
+config = Config()

@@ -1,0 +1,143 @@
+"""The ``JWT`` extension object: setup, the hooks an app can replace, and the
+modern token API. It wires the stages together and holds no per-app data
+(that is in :mod:`flask_tokenauth.state`), so one object serves many apps.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+from flask import Flask
+
+from . import issuing, verifying, views
+from .config import DEFAULTS
+from .errors import JWTError, default_error_handler, render_error
+from .reader import default_request_handler
+from .state import EXTENSION_KEY, AppState
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+#: ``authenticate(username, password) -> user or None``
+AuthenticationHandler = Callable[[str, str], Any]
+#: ``identity(payload) -> user or None``
+IdentityHandler = Callable[[Dict[str, Any]], Any]
+
+
+class JWT:
+    """Token authentication for a Flask app, Flask-JWT compatible.
+
+    ``JWT(app, authenticate, identity)`` or ``jwt = JWT(); jwt.init_app(app)``.
+    """
+
+    def __init__(
+        self,
+        app: Optional[Flask] = None,
+        authentication_handler: Optional[AuthenticationHandler] = None,
+        identity_handler: Optional[IdentityHandler] = None,
+    ) -> None:
+        self.authentication_callback = authentication_handler
+        self.identity_callback = identity_handler
+        self.auth_response_callback: Callable[..., Any] = views.default_auth_response_handler
+        self.auth_request_callback: Callable[..., Any] = views.default_auth_request_handler
+        self.jwt_encode_callback: Callable[..., Any] = issuing.default_encode_handler
+        self.jwt_decode_callback: Callable[..., Any] = verifying.default_decode_handler
+        self.jwt_headers_callback: Callable[..., Any] = issuing.default_headers_handler
+        self.jwt_payload_callback: Callable[..., Any] = issuing.default_payload_handler
+        self.jwt_error_callback: Callable[..., Any] = default_error_handler
+        self.request_callback: Callable[..., Any] = default_request_handler
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Set config defaults, check configured keys, add ``/auth``."""
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, copy.deepcopy(value))
+        state = AppState(self)
+        state.keyring(app.config)  # a key that does not fit the algorithm fails here
+        app.extensions["jwt"] = self
+        app.extensions[EXTENSION_KEY] = state
+
+        rule = app.config.get("JWT_AUTH_URL_RULE")
+        if rule:
+            options = dict(app.config.get("JWT_AUTH_URL_OPTIONS") or {"methods": ["POST"]})
+            options.setdefault("view_func", views.login_view)
+            options.setdefault("endpoint", app.config.get("JWT_AUTH_ENDPOINT") or "jwt")
+            app.add_url_rule(rule, **options)
+
+        app.register_error_handler(JWTError, render_error)
+
+    # --- Flask-JWT's handler decorators -----------------------------------
+
+    def authentication_handler(self, callback: C) -> C:
+        """``callback(username, password)`` returns the user, or a falsy value."""
+        self.authentication_callback = callback
+        return callback
+
+    def identity_handler(self, callback: C) -> C:
+        """``callback(payload)`` returns the user of a verified token, or ``None``."""
+        self.identity_callback = callback
+        return callback
+
+    def jwt_error_handler(self, callback: C) -> C:
+        """``callback(error)`` turns a :class:`JWTError` into a response."""
+        self.jwt_error_callback = callback
+        return callback
+
+    def auth_response_handler(self, callback: C) -> C:
+        """``callback(access_token, identity)`` builds the login answer."""
+        self.auth_response_callback = callback
+        return callback
+
+    def auth_request_handler(self, callback: C) -> C:
+        """Replace the whole login view (deprecated, as in Flask-JWT)."""
+        warnings.warn(
+            "auth_request_handler is deprecated: set JWT_AUTH_URL_RULE = None and "
+            "register your own login route instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.auth_request_callback = callback
+        return callback
+
+    def request_handler(self, callback: C) -> C:
+        """``callback()`` returns the request's token, ``None``, or raises JWTError."""
+        self.request_callback = callback
+        return callback
+
+    def jwt_encode_handler(self, callback: C) -> C:
+        """``callback(identity)`` returns a signed token."""
+        self.jwt_encode_callback = callback
+        return callback
+
+    def jwt_decode_handler(self, callback: C) -> C:
+        """``callback(token)`` returns the verified payload or raises InvalidTokenError."""
+        self.jwt_decode_callback = callback
+        return callback
+
+    def jwt_payload_handler(self, callback: C) -> C:
+        """``callback(identity)`` returns the claims of a new token."""
+        self.jwt_payload_callback = callback
+        return callback
+
+    def jwt_headers_handler(self, callback: C) -> C:
+        """``callback(identity)`` returns extra JOSE headers, or ``None``."""
+        self.jwt_headers_callback = callback
+        return callback
+
+    # --- the modern API ----------------------------------------------------
+
+    def create_access_token(
+        self,
+        identity: Any,
+        *,
+        expires_delta: Any = None,
+        claims: Optional[Dict[str, Any]] = None,
+    ) -> str:
+        """A signed access token for ``identity`` (needs an app context)."""
+        return issuing.create_access_token(identity, expires_delta=expires_delta, claims=claims)
+
+    def decode_token(self, token: str) -> Dict[str, Any]:
+        """The verified claims of ``token``; raises :class:`JWTError` (401) if refused."""
+        return verifying.decode_token(token)

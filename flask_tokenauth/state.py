@@ -1,0 +1,91 @@
+"""Per-app runtime state, kept in ``app.extensions["flask_tokenauth"]``.
+
+``app.extensions["jwt"]`` holds the :class:`~flask_tokenauth.JWT` object
+itself, as Flask-JWT did (apps read it from there); this module holds what
+one app needs at run time: its prepared keys and its cache of verified tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+
+from flask import current_app
+
+from .codec import Keyring
+from .config import DEFAULTS, Config, seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .extension import JWT
+
+EXTENSION_KEY = "flask_tokenauth"
+
+
+class AppState:
+    """Prepared keys and verified-token cache of one app, rebuilt on config change."""
+
+    def __init__(self, jwt: JWT) -> None:
+        self.jwt = jwt
+        self._settings: Optional[tuple] = None
+        self._keyring: Optional[Keyring] = None
+        self._lock = threading.Lock()
+        #: token string -> (claims, deadline): a token verified once is only
+        #: checked for expiry until it leaves the cache.
+        self.verified: Dict[str, Tuple[Dict[str, Any], float]] = {}
+        self.cache_size = DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]
+        self.exp_leeway: float = 0.0
+        self.checks_exp = True
+
+    def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
+        """The keys for the app's current settings, prepared once per settings."""
+        if conf is None:
+            conf = current_app.config
+        settings = Config.verification_settings(conf)
+        keyring = self._keyring
+        if keyring is not None and settings == self._settings:
+            return keyring
+        with self._lock:
+            keyring = Keyring(
+                conf.get("JWT_ALGORITHM", DEFAULTS["JWT_ALGORITHM"]),
+                secret=settings[1] if settings[1] is not None else settings[2],
+                private_key=conf.get("JWT_PRIVATE_KEY"),
+                public_key=conf.get("JWT_PUBLIC_KEY"),
+            )
+            self.verified = {}
+            self.cache_size = int(
+                conf.get("JWT_VERIFIED_TOKEN_CACHE_SIZE", DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"])
+            )
+            verify_claims = conf.get("JWT_VERIFY_CLAIMS", DEFAULTS["JWT_VERIFY_CLAIMS"])
+            self.checks_exp = "exp" in verify_claims
+            self.exp_leeway = seconds(conf.get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]))
+            self._keyring, self._settings = keyring, settings
+        return keyring
+
+    def remember(self, token: str, claims: Dict[str, Any]) -> None:
+        """Cache a verified token until its ``exp`` (plus leeway) passes."""
+        if self.cache_size <= 0:
+            return
+        exp = claims.get("exp")
+        if self.checks_exp and isinstance(exp, (int, float)):
+            deadline = exp + self.exp_leeway
+        elif self.checks_exp:
+            return  # no usable exp: verify it every time
+        else:
+            deadline = float("inf")
+        cache = self.verified
+        while len(cache) >= self.cache_size:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):
+                break
+        cache[token] = (claims, deadline)
+
+
+def app_state() -> AppState:
+    """The current app's state; a clear error if ``init_app`` was never called."""
+    try:
+        return current_app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "flask_tokenauth is not set up on this app: call JWT(app) or jwt.init_app(app)"
+        ) from None

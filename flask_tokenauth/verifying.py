@@ -1,0 +1,176 @@
+"""Where a token is verified, and who the request is made by.
+
+``verify_jwt_in_request`` is the whole check; ``jwt_required`` wraps a view in
+it; ``current_identity`` and ``current_token`` expose its result for the rest
+of the request. A token that verified once is kept in a small per-app cache
+keyed by its exact string, so later requests with it skip the signature check
+(its expiry is still checked on every request).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from typing import Any, Callable, Dict, Optional, TypeVar, Union, cast
+
+from flask import current_app, has_request_context, request
+from werkzeug.local import LocalProxy
+
+from .codec import InvalidTokenError
+from .config import config
+from .errors import JWTError
+from .state import AppState, app_state
+
+logger = logging.getLogger("flask_tokenauth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ENVIRON_KEY = "flask_tokenauth.verified"
+#: What hostile input can make a decoder raise besides InvalidTokenError.
+_DECODE_ERRORS = (InvalidTokenError, ValueError, TypeError, KeyError, UnicodeError, OverflowError)
+#: What an identity handler raises when claims it needs are missing or malformed.
+_IDENTITY_ERRORS = (LookupError, TypeError, ValueError)
+
+
+def _challenge(error: JWTError, realm: str) -> JWTError:
+    """Add the RFC 6750 ``WWW-Authenticate`` challenge unless one is there."""
+    headers = error.headers or {}
+    if "WWW-Authenticate" not in headers:
+        value = '%s realm="%s"' % (config.header_prefix, realm)
+        if error.oauth_error:
+            text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in str(error.description))
+            value += ', error="%s", error_description="%s"' % (error.oauth_error, text)
+        error.headers = {**headers, "WWW-Authenticate": value}
+    return error
+
+
+def _invalid(error: str, description: str) -> JWTError:
+    refused = JWTError(error, description)
+    refused.oauth_error = "invalid_token"
+    return refused
+
+
+def default_decode_handler(token: str) -> Dict[str, Any]:
+    """Flask-JWT's ``jwt_decode_handler``: verify signature and claims, return them."""
+    return app_state().keyring().decode(
+        token,
+        verify_claims=config.verify_claims,
+        required_claims=config.required_claims,
+        leeway=config.leeway,
+        issuer=config.issuer,
+        audience=config.audience,
+    )
+
+
+def _decode(state: AppState, token: str) -> Dict[str, Any]:
+    """Verified claims of ``token``, or a 401 saying why it is refused."""
+    if len(token) > config.max_token_bytes:
+        raise _invalid("Invalid token", "Token is too large")
+    handler = state.jwt.jwt_decode_callback
+    try:
+        if handler is not default_decode_handler:
+            claims = handler(token)
+        else:
+            state.keyring()  # drops the cache when the settings changed
+            hit = state.verified.get(token)
+            if hit is not None and time.time() <= hit[1]:
+                return dict(hit[0])
+            claims = default_decode_handler(token)
+            state.remember(token, claims)
+            claims = dict(claims)
+    except _DECODE_ERRORS as exc:
+        raise _invalid("Invalid token", str(exc) or type(exc).__name__) from exc
+    if not isinstance(claims, dict):
+        raise _invalid("Invalid token", "Token payload is not a JSON object")
+    return claims
+
+
+def decode_token(token: str) -> Dict[str, Any]:
+    """Verify ``token`` as requests are verified; its claims, or a 401 JWTError."""
+    return _decode(app_state(), token)
+
+
+def _identify(state: AppState, claims: Dict[str, Any]) -> Any:
+    handler = state.jwt.identity_callback
+    try:
+        identity = claims.get(config.identity_claim) if handler is None else handler(claims)
+    except _IDENTITY_ERRORS as exc:
+        logger.warning("refused a token whose claims the identity handler cannot use: %r", exc)
+        raise _invalid("Invalid JWT", "Token lacks the claims needed to identify its user") from exc
+    if identity is None:
+        raise _invalid("Invalid JWT", "User does not exist")
+    return identity
+
+
+def verify_jwt_in_request(realm: Optional[str] = None, *, optional: bool = False) -> Optional[Dict[str, Any]]:
+    """Check the request's token; set ``current_identity`` and ``current_token``.
+
+    Returns the verified claims, or ``None`` when ``optional`` is true and the
+    request carries no token (a token that is present must still be valid).
+    Raises :class:`JWTError` (401) otherwise. ``OPTIONS`` requests (CORS
+    preflight) pass unchecked.
+    """
+    if request.method == "OPTIONS":
+        return None
+    state = app_state()
+    realm = realm or config.realm
+    try:
+        token = state.jwt.request_callback()
+        if token is None:
+            if optional:
+                return None
+            raise JWTError(
+                "Authorization Required",
+                "Request does not contain an access token",
+                headers={"WWW-Authenticate": '%s realm="%s"' % (config.header_prefix, realm)},
+            )
+        claims = _decode(state, token)
+        identity = _identify(state, claims)
+    except JWTError as error:
+        raise _challenge(error, realm) from None
+    request.environ[_ENVIRON_KEY] = (identity, claims)
+    return claims
+
+
+def jwt_required(realm: Union[str, Callable[..., Any], None] = None, *, optional: bool = False) -> Any:
+    """Decorate a view so it runs only for a request with a valid token.
+
+    Used as Flask-JWT taught, ``@jwt_required()``; a bare ``@jwt_required``
+    works too. ``async def`` views are supported.
+    """
+    if callable(realm):  # used without parentheses
+        return jwt_required()(realm)
+
+    def decorator(fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                verify_jwt_in_request(realm, optional=optional)
+                return current_app.ensure_sync(fn)(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request(realm, optional=optional)
+            return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def _verified(index: int) -> Any:
+    if not has_request_context():
+        return None
+    found = request.environ.get(_ENVIRON_KEY)
+    return None if found is None else found[index]
+
+
+#: The identity of the verified request (what the identity handler returned),
+#: ``None`` outside a verified request.
+current_identity: Any = LocalProxy(lambda: _verified(0))
+#: The verified claims of the request's token, ``None`` outside a verified request.
+current_token: Any = LocalProxy(lambda: _verified(1))
