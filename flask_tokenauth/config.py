@@ -38,6 +38,16 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_IDENTITY_CLAIM": "identity",
     "JWT_MAX_TOKEN_BYTES": 8192,
     "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
+    # --- sessions: refresh, logout, revocation (all off until a rule is set) ---
+    "JWT_REFRESH_URL_RULE": None,
+    "JWT_REFRESH_EXPIRATION_DELTA": _dt.timedelta(days=30),
+    "JWT_SESSION_MAX_AGE": None,  # None: the refresh lifetime
+    "JWT_REFRESH_REUSE_GRACE": 0,
+    "JWT_LOGOUT_URL_RULE": None,
+    "JWT_TOKEN_STORE": "memory://",
+    "JWT_TOKEN_STORE_PREFIX": "tokenauth:",
+    "JWT_TOKEN_STORE_TIMEOUT": 1.0,
+    "JWT_TOKEN_STORE_FAIL_OPEN": False,
 }
 
 
@@ -120,6 +130,32 @@ class Config:
     @property
     def cache_size(self) -> int:
         return int(self.get("JWT_VERIFIED_TOKEN_CACHE_SIZE"))
+
+    @property
+    def refresh_url_rule(self) -> Optional[str]:
+        return self.get("JWT_REFRESH_URL_RULE")
+
+    @property
+    def refresh_expiration_delta(self) -> float:
+        return seconds(self.get("JWT_REFRESH_EXPIRATION_DELTA"))
+
+    @property
+    def session_max_age(self) -> float:
+        value = self.get("JWT_SESSION_MAX_AGE")
+        return self.refresh_expiration_delta if value is None else seconds(value)
+
+    @property
+    def refresh_reuse_grace(self) -> float:
+        return seconds(self.get("JWT_REFRESH_REUSE_GRACE") or 0)
+
+    @property
+    def store_fail_open(self) -> bool:
+        return bool(self.get("JWT_TOKEN_STORE_FAIL_OPEN"))
+
+    @property
+    def longest_lifetime(self) -> float:
+        """No token outlives this many seconds after it was issued (plus leeway)."""
+        return max(self.expiration_delta, self.refresh_expiration_delta, self.session_max_age) + self.leeway
 
     @property
     def username_key(self) -> str:

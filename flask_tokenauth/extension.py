@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
 
 from flask import Flask
 
-from . import issuing, verifying, views
+from . import issuing, revocation, verifying, views
 from .config import DEFAULTS
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
-from .state import EXTENSION_KEY, AppState
+from .state import EXTENSION_KEY, AppState, app_state
 
 C = TypeVar("C", bound=Callable[..., Any])
 
@@ -65,6 +65,13 @@ class JWT:
             options.setdefault("view_func", views.login_view)
             options.setdefault("endpoint", app.config.get("JWT_AUTH_ENDPOINT") or "jwt")
             app.add_url_rule(rule, **options)
+
+        for key, view, endpoint in (
+            ("JWT_REFRESH_URL_RULE", views.refresh_view, "jwt_refresh"),
+            ("JWT_LOGOUT_URL_RULE", views.logout_view, "jwt_logout"),
+        ):
+            if app.config.get(key):
+                app.add_url_rule(app.config[key], endpoint, view, methods=["POST"])
 
         app.register_error_handler(JWTError, render_error)
 
@@ -134,10 +141,33 @@ class JWT:
         *,
         expires_delta: Any = None,
         claims: Optional[Dict[str, Any]] = None,
+        fresh: bool = False,
     ) -> str:
         """A signed access token for ``identity`` (needs an app context)."""
-        return issuing.create_access_token(identity, expires_delta=expires_delta, claims=claims)
+        return issuing.create_access_token(
+            identity, expires_delta=expires_delta, claims=claims, fresh=fresh
+        )
+
+    def create_refresh_token(
+        self,
+        identity: Any,
+        *,
+        expires_delta: Any = None,
+        claims: Optional[Dict[str, Any]] = None,
+    ) -> str:
+        """A refresh token for ``identity``, starting a new session family."""
+        return issuing.create_refresh_token(identity, expires_delta=expires_delta, claims=claims)
 
     def decode_token(self, token: str) -> Dict[str, Any]:
         """The verified claims of ``token``; raises :class:`JWTError` (401) if refused."""
         return verifying.decode_token(token)
+
+    def revoke(self, token: Union[str, Mapping[str, Any]]) -> None:
+        """Revoke a token (its string, or its verified claims) and its family."""
+        if isinstance(token, str):
+            token = verifying.verify_token(app_state(), token)
+        revocation.revoke_claims(dict(token))
+
+    def revoke_identity(self, identity: Any) -> None:
+        """Refuse every token of ``identity`` issued before now ("log out everywhere")."""
+        revocation.revoke_identity(issuing.identity_value(identity))

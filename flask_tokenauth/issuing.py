@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from .config import config, seconds
 from .state import app_state
@@ -46,17 +46,38 @@ def identity_value(identity: Any) -> Any:
     return identity if value is _MISSING else value
 
 
-def base_claims(identity: Any, expires_delta: Any = None) -> Dict[str, Any]:
-    """``exp``, ``iat``, ``nbf``, ``jti`` and the identity claim of a new token."""
-    now = int(time.time())
+#: Claims that are made anew for every token and never carried over on refresh.
+FRESH_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", "type", "fresh"})
+
+
+def base_claims(
+    identity: Any,
+    expires_delta: Any = None,
+    *,
+    now: Optional[float] = None,
+    lifetime_cap: Optional[float] = None,
+) -> Dict[str, Any]:
+    """``exp``, ``iat``, ``nbf``, ``jti`` and the identity claim of a new token.
+
+    ``lifetime_cap`` is the latest ``exp`` allowed (the end of a session).
+    """
+    now = int(time.time()) if now is None else int(now)
     lifetime = config.expiration_delta if expires_delta is None else seconds(expires_delta)
+    exp = now + int(lifetime)
+    if lifetime_cap is not None:
+        exp = min(exp, int(lifetime_cap))
     return {
-        "exp": now + int(lifetime),
+        "exp": exp,
         "iat": now,
         "nbf": now + int(config.not_before_delta),
         "jti": uuid.uuid4().hex,
         config.identity_claim: identity_value(identity),
     }
+
+
+def session_claims(now: float) -> Dict[str, Any]:
+    """A new family: one login and every token refreshed from it."""
+    return {"fam": uuid.uuid4().hex, "auth_time": int(now)}
 
 
 def default_payload_handler(identity: Any) -> Dict[str, Any]:
@@ -80,14 +101,58 @@ def sign(payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -
     return as_token(app_state().keyring().encode(claims, headers))
 
 
-def default_encode_handler(identity: Any) -> TokenStr:
-    """Flask-JWT's ``jwt_encode_handler``: payload and headers handlers, then sign."""
-    jwt = app_state().jwt
-    payload = jwt.jwt_payload_callback(identity)
+def _payload(identity: Any) -> Dict[str, Any]:
+    payload = app_state().jwt.jwt_payload_callback(identity)
     missing = set(config.required_claims) - set(payload)
     if missing:
         raise RuntimeError("Payload is missing required claims: %s" % ", ".join(sorted(missing)))
-    return sign(payload, jwt.jwt_headers_callback(identity))
+    return dict(payload)
+
+
+def default_encode_handler(identity: Any) -> TokenStr:
+    """Flask-JWT's ``jwt_encode_handler``: payload and headers handlers, then sign."""
+    return sign(_payload(identity), app_state().jwt.jwt_headers_callback(identity))
+
+
+def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Optional[TokenStr]]:
+    """The access token (fresh) and, when asked, refresh token of a new login.
+
+    Both come from the app's payload handler, so a refresh token carries the
+    same claims as the login's access token and refreshing never widens them.
+    A custom ``jwt_encode_handler`` makes the access token on its own.
+    """
+    jwt = app_state().jwt
+    now = time.time()
+    session = session_claims(now)
+    headers = jwt.jwt_headers_callback(identity)
+    if jwt.jwt_encode_callback is default_encode_handler:
+        payload = _payload(identity)
+        access = sign({**payload, **session, "type": "access", "fresh": True}, headers)
+    else:
+        payload = {config.identity_claim: identity_value(identity)}
+        access = as_token(jwt.jwt_encode_callback(identity))
+    if not with_refresh:
+        return access, None
+    carried = {k: v for k, v in payload.items() if k not in FRESH_CLAIMS}
+    refresh = sign(refresh_claims(carried, session, now), headers)
+    return access, refresh
+
+
+def refresh_claims(carried: Mapping[str, Any], session: Mapping[str, Any], now: float) -> Dict[str, Any]:
+    """Claims of a refresh token; it never outlives the session's max age."""
+    claims = dict(carried)
+    claims.update(session)
+    claims.update(
+        base_claims(
+            carried.get(config.identity_claim),
+            config.refresh_expiration_delta,
+            now=now,
+            lifetime_cap=session["auth_time"] + config.session_max_age,
+        )
+    )
+    claims[config.identity_claim] = carried.get(config.identity_claim)
+    claims["type"] = "refresh"
+    return claims
 
 
 def create_access_token(
@@ -95,12 +160,31 @@ def create_access_token(
     *,
     expires_delta: Any = None,
     claims: Optional[Mapping[str, Any]] = None,
+    fresh: bool = False,
 ) -> TokenStr:
     """A signed access token for ``identity`` (a user object or a plain id).
 
     ``claims`` adds claims; it cannot replace ``exp``, ``iat``, ``nbf``,
-    ``jti`` or the identity claim, which this function sets.
+    ``jti``, ``type``, ``fresh`` or the identity claim, which this sets.
     """
     payload: Dict[str, Any] = dict(claims or {})
     payload.update(base_claims(identity, expires_delta))
+    payload["type"] = "access"
+    payload["fresh"] = bool(fresh)
+    return sign(payload, app_state().jwt.jwt_headers_callback(identity))
+
+
+def create_refresh_token(
+    identity: Any,
+    *,
+    expires_delta: Any = None,
+    claims: Optional[Mapping[str, Any]] = None,
+) -> TokenStr:
+    """A refresh token for ``identity``, starting a new family."""
+    now = time.time()
+    carried = {k: v for k, v in (claims or {}).items() if k not in FRESH_CLAIMS}
+    carried[config.identity_claim] = identity_value(identity)
+    payload = refresh_claims(carried, session_claims(now), now)
+    if expires_delta is not None:
+        payload["exp"] = int(now + seconds(expires_delta))
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))

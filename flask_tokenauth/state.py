@@ -14,6 +14,7 @@ from flask import current_app
 
 from .codec import Keyring
 from .config import DEFAULTS, Config, seconds
+from .store import TokenStore, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from .extension import JWT
@@ -35,6 +36,8 @@ class AppState:
         self.cache_size = DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]
         self.exp_leeway: float = 0.0
         self.checks_exp = True
+        self._store: Optional[TokenStore] = None
+        self._store_spec: Any = None
 
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
@@ -60,6 +63,26 @@ class AppState:
             self.exp_leeway = seconds(conf.get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]))
             self._keyring, self._settings = keyring, settings
         return keyring
+
+    def store(self) -> TokenStore:
+        """The app's token store, opened on first use and reopened when
+        ``JWT_TOKEN_STORE`` changes."""
+        conf = current_app.config
+        spec = conf.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
+        store = self._store
+        if store is not None and spec is self._store_spec:
+            return store
+        with self._lock:
+            if self._store is None or spec is not self._store_spec:
+                self._store = open_store(
+                    spec,
+                    prefix=conf.get("JWT_TOKEN_STORE_PREFIX", DEFAULTS["JWT_TOKEN_STORE_PREFIX"]),
+                    timeout=seconds(
+                        conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"])
+                    ),
+                )
+                self._store_spec = spec
+            return self._store
 
     def remember(self, token: str, claims: Dict[str, Any]) -> None:
         """Cache a verified token until its ``exp`` (plus leeway) passes."""

@@ -21,6 +21,7 @@ from werkzeug.local import LocalProxy
 from .codec import InvalidTokenError
 from .config import config
 from .errors import JWTError
+from .revocation import check_not_revoked
 from .state import AppState, app_state
 
 logger = logging.getLogger("flask_tokenauth")
@@ -34,10 +35,10 @@ _DECODE_ERRORS = (InvalidTokenError, ValueError, TypeError, KeyError, UnicodeErr
 _IDENTITY_ERRORS = (LookupError, TypeError, ValueError)
 
 
-def _challenge(error: JWTError, realm: str) -> JWTError:
+def challenge(error: JWTError, realm: str) -> JWTError:
     """Add the RFC 6750 ``WWW-Authenticate`` challenge unless one is there."""
     headers = error.headers or {}
-    if "WWW-Authenticate" not in headers:
+    if error.status_code == 401 and "WWW-Authenticate" not in headers:
         value = '%s realm="%s"' % (config.header_prefix, realm)
         if error.oauth_error:
             text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in str(error.description))
@@ -46,7 +47,7 @@ def _challenge(error: JWTError, realm: str) -> JWTError:
     return error
 
 
-def _invalid(error: str, description: str) -> JWTError:
+def invalid(error: str, description: str) -> JWTError:
     refused = JWTError(error, description)
     refused.oauth_error = "invalid_token"
     return refused
@@ -64,10 +65,10 @@ def default_decode_handler(token: str) -> Dict[str, Any]:
     )
 
 
-def _decode(state: AppState, token: str) -> Dict[str, Any]:
+def verify_token(state: AppState, token: str) -> Dict[str, Any]:
     """Verified claims of ``token``, or a 401 saying why it is refused."""
     if len(token) > config.max_token_bytes:
-        raise _invalid("Invalid token", "Token is too large")
+        raise invalid("Invalid token", "Token is too large")
     handler = state.jwt.jwt_decode_callback
     try:
         if handler is not default_decode_handler:
@@ -81,36 +82,43 @@ def _decode(state: AppState, token: str) -> Dict[str, Any]:
             state.remember(token, claims)
             claims = dict(claims)
     except _DECODE_ERRORS as exc:
-        raise _invalid("Invalid token", str(exc) or type(exc).__name__) from exc
+        raise invalid("Invalid token", str(exc) or type(exc).__name__) from exc
     if not isinstance(claims, dict):
-        raise _invalid("Invalid token", "Token payload is not a JSON object")
+        raise invalid("Invalid token", "Token payload is not a JSON object")
     return claims
 
 
 def decode_token(token: str) -> Dict[str, Any]:
-    """Verify ``token`` as requests are verified; its claims, or a 401 JWTError."""
-    return _decode(app_state(), token)
+    """Verify ``token`` as requests are verified (signature, claims, revocation);
+    its claims, or a 401 JWTError."""
+    state = app_state()
+    claims = verify_token(state, token)
+    check_not_revoked(state, claims)
+    return claims
 
 
-def _identify(state: AppState, claims: Dict[str, Any]) -> Any:
+def identify(state: AppState, claims: Dict[str, Any]) -> Any:
     handler = state.jwt.identity_callback
     try:
         identity = claims.get(config.identity_claim) if handler is None else handler(claims)
     except _IDENTITY_ERRORS as exc:
         logger.warning("refused a token whose claims the identity handler cannot use: %r", exc)
-        raise _invalid("Invalid JWT", "Token lacks the claims needed to identify its user") from exc
+        raise invalid("Invalid JWT", "Token lacks the claims needed to identify its user") from exc
     if identity is None:
-        raise _invalid("Invalid JWT", "User does not exist")
+        raise invalid("Invalid JWT", "User does not exist")
     return identity
 
 
-def verify_jwt_in_request(realm: Optional[str] = None, *, optional: bool = False) -> Optional[Dict[str, Any]]:
-    """Check the request's token; set ``current_identity`` and ``current_token``.
+def verify_jwt_in_request(
+    realm: Optional[str] = None, *, optional: bool = False, fresh: bool = False
+) -> Optional[Dict[str, Any]]:
+    """Check the request's access token; set ``current_identity`` and ``current_token``.
 
     Returns the verified claims, or ``None`` when ``optional`` is true and the
     request carries no token (a token that is present must still be valid).
-    Raises :class:`JWTError` (401) otherwise. ``OPTIONS`` requests (CORS
-    preflight) pass unchecked.
+    ``fresh`` also requires a token from a login rather than a refresh.
+    Raises :class:`JWTError` (401; 503 when the token store is unreachable).
+    ``OPTIONS`` requests (CORS preflight) pass unchecked.
     """
     if request.method == "OPTIONS":
         return None
@@ -126,15 +134,22 @@ def verify_jwt_in_request(realm: Optional[str] = None, *, optional: bool = False
                 "Request does not contain an access token",
                 headers={"WWW-Authenticate": '%s realm="%s"' % (config.header_prefix, realm)},
             )
-        claims = _decode(state, token)
-        identity = _identify(state, claims)
+        claims = verify_token(state, token)
+        if claims.get("type", "access") != "access":
+            raise invalid("Invalid token", "Only access tokens are accepted here")
+        check_not_revoked(state, claims)
+        identity = identify(state, claims)
+        if fresh and claims.get("fresh") is not True:
+            raise invalid("Fresh token required", "This action needs a token from a fresh login")
     except JWTError as error:
-        raise _challenge(error, realm) from None
+        raise challenge(error, realm) from None
     request.environ[_ENVIRON_KEY] = (identity, claims)
     return claims
 
 
-def jwt_required(realm: Union[str, Callable[..., Any], None] = None, *, optional: bool = False) -> Any:
+def jwt_required(
+    realm: Union[str, Callable[..., Any], None] = None, *, optional: bool = False, fresh: bool = False
+) -> Any:
     """Decorate a view so it runs only for a request with a valid token.
 
     Used as Flask-JWT taught, ``@jwt_required()``; a bare ``@jwt_required``
@@ -147,14 +162,14 @@ def jwt_required(realm: Union[str, Callable[..., Any], None] = None, *, optional
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                verify_jwt_in_request(realm, optional=optional)
+                verify_jwt_in_request(realm, optional=optional, fresh=fresh)
                 return current_app.ensure_sync(fn)(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request(realm, optional=optional)
+            verify_jwt_in_request(realm, optional=optional, fresh=fresh)
             return fn(*args, **kwargs)
 
         return cast(F, wrapper)

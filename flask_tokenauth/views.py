@@ -1,4 +1,5 @@
-"""The routes the extension adds: ``POST /auth`` (login).
+"""The routes the extension adds: ``POST /auth`` (login) and, when their
+rules are set, refresh and logout.
 
 The login body is read defensively: whatever arrives, the authentication
 handler is called with two non-empty strings or not at all, and every
@@ -14,10 +15,12 @@ from typing import Any, Tuple
 from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
+from . import revocation, sessions
 from .config import config
 from .errors import ConfigurationError, JWTError
-from .issuing import as_token
+from .issuing import login_tokens
 from .state import app_state
+from .verifying import challenge, verify_jwt_in_request
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -84,12 +87,47 @@ def default_auth_request_handler() -> Any:
     if not identity:
         logger.info("login refused: invalid credentials")
         raise _bad_credentials()
-    access_token = as_token(jwt.jwt_encode_callback(identity))
-    return jwt.auth_response_callback(access_token, identity)
+    access_token, refresh_token = login_tokens(identity, with_refresh=bool(config.refresh_url_rule))
+    answer = jwt.auth_response_callback(access_token, identity)
+    if refresh_token is None:
+        return answer
+    response = current_app.make_response(answer)
+    body = response.get_json(silent=True) if response.is_json else None
+    if isinstance(body, dict) and "refresh_token" not in body:
+        body["refresh_token"] = str(refresh_token)
+        response.set_data(json.dumps(body))
+    return response
 
 
 def default_auth_response_handler(access_token: Any, identity: Any) -> Any:
     return jsonify({"access_token": access_token.decode("utf-8")})
+
+
+def refresh_view() -> Response:
+    """``POST <JWT_REFRESH_URL_RULE>``: spend a refresh token, answer its successors.
+
+    The refresh token comes in the ``Authorization`` header (with the
+    configured prefix) or as JSON ``{"refresh_token": ...}``.
+    """
+    jwt = app_state().jwt
+    try:
+        token = jwt.request_callback()
+        if token is None and request.content_length:
+            token = read_json_object().get("refresh_token")
+        if not isinstance(token, str) or not token:
+            raise JWTError("Authorization Required", "Request does not contain a refresh token")
+        access, refresh = sessions.rotate(token)
+    except JWTError as error:
+        raise challenge(error, config.realm) from None
+    return no_store(jsonify(access_token=str(access), refresh_token=str(refresh)))
+
+
+def logout_view() -> Response:
+    """``POST <JWT_LOGOUT_URL_RULE>``: revoke the presented access token and its family."""
+    claims = verify_jwt_in_request()
+    if claims is not None:
+        revocation.revoke_claims(claims)
+    return no_store(jsonify(message="Logged out"))
 
 
 def no_store(response: Response) -> Response:

@@ -1,0 +1,72 @@
+"""Refresh-token rotation with reuse detection (RFC 9700, section 4.14.2).
+
+Each refresh spends the presented refresh token and issues its successor in
+the same family. Presenting a spent one again means it was copied: the whole
+family is revoked. ``JWT_REFRESH_REUSE_GRACE`` lets a client that lost the
+answer re-present the just-spent token for a few seconds and get the same
+successor back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Dict, Tuple
+
+from .config import config
+from .issuing import FRESH_CLAIMS, TokenStr, as_token, base_claims, refresh_claims, sign
+from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed
+from .state import app_state
+from .store import StoreError
+from .verifying import identify, invalid, verify_token
+
+logger = logging.getLogger("flask_tokenauth")
+
+
+def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
+    """Spend ``refresh_token``; a new (non-fresh) access token and its successor."""
+    state = app_state()
+    claims = verify_token(state, refresh_token)
+    if claims.get("type") != "refresh":
+        raise invalid("Invalid token", "Only refresh tokens are accepted here")
+    check_not_revoked(state, claims)
+    identify(state, claims)  # the user must still exist
+
+    now = time.time()
+    carried = {k: v for k, v in claims.items() if k not in FRESH_CLAIMS}
+    session = {"fam": claims.get("fam"), "auth_time": claims.get("auth_time", int(now))}
+    end = session["auth_time"] + config.session_max_age
+    headers = state.jwt.jwt_headers_callback(claims.get(config.identity_claim))
+    access_claims: Dict[str, Any] = dict(carried)
+    access_claims.update(base_claims(None, now=now, lifetime_cap=end))
+    access_claims[config.identity_claim] = carried.get(config.identity_claim)
+    access_claims.update(type="access", fresh=False)
+    access = sign(access_claims, headers)
+    successor = sign(refresh_claims(carried, session, now), headers)
+
+    grace = config.refresh_reuse_grace
+    record: Dict[str, Any] = {"at": now}
+    if grace > 0:
+        record.update(access=str(access), refresh=str(successor))
+    ttl = max(1.0, float(claims.get("exp", now)) - now + config.leeway)
+    try:
+        earlier = state.store().spend(str(claims.get("jti")), json.dumps(record), ttl)
+    except StoreError as exc:
+        raise store_failed(exc) from exc
+    if earlier is None:
+        return access, successor
+    return _reused(claims, earlier, now, grace)
+
+
+def _reused(claims: Dict[str, Any], earlier: str, now: float, grace: float) -> Tuple[TokenStr, TokenStr]:
+    try:
+        spent = json.loads(earlier) if earlier else {}
+    except ValueError:
+        spent = {}
+    if grace > 0 and "access" in spent and now - float(spent.get("at", 0)) <= grace:
+        return as_token(spent["access"]), as_token(spent["refresh"])
+    revoke_family(claims)
+    logger.warning("refresh token reuse detected: family revoked")
+    raise revoked_error("Refresh token was already used; the session has been revoked")
+

@@ -1,0 +1,88 @@
+"""The embedded store: in-process, thread-safe, one process only."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Dict, Optional, Tuple
+
+from . import TokenStore
+
+_SWEEP_EVERY = 1024  # writes between sweeps of expired entries
+
+
+class MemoryStore(TokenStore):
+    """Entries in dicts with deadlines; expired ones are swept as writes come in."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: Dict[str, float] = {}
+        self._families: Dict[str, float] = {}
+        self._identities: Dict[str, Tuple[float, float]] = {}  # identity -> (cutoff, deadline)
+        self._spent: Dict[str, Tuple[str, float]] = {}
+        self._writes = 0
+
+    def lookup(
+        self, jti: Optional[str], family: Optional[str], identity: Optional[str]
+    ) -> Tuple[bool, bool, Optional[float]]:
+        now = time.time()
+        token_dead = jti is not None and self._tokens.get(jti, 0.0) > now
+        family_dead = family is not None and self._families.get(family, 0.0) > now
+        cutoff = None
+        if identity is not None:
+            entry = self._identities.get(identity)
+            if entry is not None and entry[1] > now:
+                cutoff = entry[0]
+        return token_dead, family_dead, cutoff
+
+    def revoke_token(self, jti: str, ttl: float) -> None:
+        with self._lock:
+            self._tokens[jti] = time.time() + ttl
+            self._wrote()
+
+    def revoke_family(self, family: str, ttl: float) -> None:
+        with self._lock:
+            deadline = time.time() + ttl
+            self._families[family] = max(deadline, self._families.get(family, 0.0))
+            self._wrote()
+
+    def revoke_identity(self, identity: str, cutoff: float, ttl: float) -> None:
+        with self._lock:
+            old = self._identities.get(identity)
+            deadline = time.time() + ttl
+            if old is not None:
+                cutoff, deadline = max(cutoff, old[0]), max(deadline, old[1])
+            self._identities[identity] = (cutoff, deadline)
+            self._wrote()
+
+    def spend(self, jti: str, record: str, ttl: float) -> Optional[str]:
+        with self._lock:
+            now = time.time()
+            found = self._spent.get(jti)
+            if found is not None and found[1] > now:
+                return found[0]
+            self._spent[jti] = (record, now + ttl)
+            self._wrote()
+            return None
+
+    def __len__(self) -> int:
+        """Live entries (expired ones not yet swept included)."""
+        return len(self._tokens) + len(self._families) + len(self._identities) + len(self._spent)
+
+    def sweep(self) -> None:
+        """Drop every expired entry now."""
+        with self._lock:
+            self._sweep(time.time())
+
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            self._sweep(time.time())
+
+    def _sweep(self, now: float) -> None:
+        for table in (self._tokens, self._families):
+            for key in [k for k, deadline in table.items() if deadline <= now]:
+                del table[key]
+        for table2 in (self._identities, self._spent):
+            for key in [k for k, value in table2.items() if value[1] <= now]:
+                del table2[key]

@@ -1,0 +1,117 @@
+"""The shared store on Redis (the only module that imports ``redis``).
+
+Every check is one pipelined round trip; every entry has a TTL; a spent
+refresh token is recorded with ``SET NX`` so exactly one of any number of
+concurrent refreshes, in any process on any host, wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from . import StoreError, TokenStore
+
+try:
+    import redis as _redis
+except ImportError:  # pragma: no cover - depends on the environment
+    _redis = None
+
+
+def _require_redis() -> Any:
+    if _redis is None:
+        raise ImportError(
+            "JWT_TOKEN_STORE names Redis but the redis package is missing: "
+            "pip install flask-tokenauth[redis]"
+        )
+    return _redis
+
+
+class RedisStore(TokenStore):
+    """Revocation entries as Redis keys under ``prefix``."""
+
+    def __init__(self, client: Any, *, prefix: str = "tokenauth:") -> None:
+        redis = _require_redis()
+        self.client = client
+        self.prefix = prefix
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "tokenauth:", timeout: float = 1.0) -> RedisStore:
+        redis = _require_redis()
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30
+        )
+        return cls(client, prefix=prefix)
+
+    def _key(self, kind: str, name: str) -> str:
+        return "%s%s:%s" % (self.prefix, kind, name)
+
+    def lookup(
+        self, jti: Optional[str], family: Optional[str], identity: Optional[str]
+    ) -> Tuple[bool, bool, Optional[float]]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.exists(self._key("jti", jti or ""))
+            pipe.exists(self._key("fam", family or ""))
+            pipe.get(self._key("idn", identity or ""))
+            token_dead, family_dead, cutoff = pipe.execute()
+        except self._errors as exc:
+            raise StoreError(str(exc)) from exc
+        return (
+            bool(jti and token_dead),
+            bool(family and family_dead),
+            float(cutoff) if identity is not None and cutoff is not None else None,
+        )
+
+    def revoke_token(self, jti: str, ttl: float) -> None:
+        self._call("set", self._key("jti", jti), b"1", px=_ms(ttl))
+
+    def revoke_family(self, family: str, ttl: float) -> None:
+        # GT keeps the longer of two TTLs when a family is revoked twice.
+        key = self._key("fam", family)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, b"1", nx=True, px=_ms(ttl))
+            pipe.pexpire(key, _ms(ttl), gt=True)
+            pipe.execute()
+        except self._errors as exc:
+            raise StoreError(str(exc)) from exc
+
+    def revoke_identity(self, identity: str, cutoff: float, ttl: float) -> None:
+        key = self._key("idn", identity)
+        # Keep the later cut-off and the longer TTL, atomically.
+        script = (
+            "local old = tonumber(redis.call('GET', KEYS[1]) or '0') "
+            "local new = tonumber(ARGV[1]) "
+            "if new > old then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end "
+            "local ttl = redis.call('PTTL', KEYS[1]) "
+            "if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+            "return 1"
+        )
+        self._call("eval", script, 1, key, repr(float(cutoff)), _ms(ttl))
+
+    def spend(self, jti: str, record: str, ttl: float) -> Optional[str]:
+        key = self._key("spent", jti)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, record.encode("utf-8"), nx=True, px=_ms(ttl))
+            pipe.get(key)
+            won, stored = pipe.execute()
+        except self._errors as exc:
+            raise StoreError(str(exc)) from exc
+        if won:
+            return None
+        return stored.decode("utf-8") if stored is not None else ""
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except self._errors as exc:
+            raise StoreError(str(exc)) from exc
+
+
+def _ms(ttl: float) -> int:
+    return max(1, int(ttl * 1000))
