@@ -25,10 +25,15 @@ def identity_key(identity: Any) -> Optional[str]:
     """How an identity is named in the store (``1`` and ``"1"`` stay distinct)."""
     if identity is None:
         return None
+    kind = type(identity)
+    if kind is str:
+        return "s:" + identity
+    if kind is int:
+        return "i:%d" % identity
     try:
-        return json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return "j:" + json.dumps(identity, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
-        return str(identity)
+        return "r:" + repr(identity)
 
 
 def revoked_error(description: str = "Token has been revoked") -> JWTError:

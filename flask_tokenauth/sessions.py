@@ -43,29 +43,41 @@ def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
     access_claims[config.identity_claim] = carried.get(config.identity_claim)
     access_claims.update(type="access", fresh=False)
     access = sign(access_claims, headers)
-    successor = sign(refresh_claims(carried, session, now), headers)
+    successor_claims = refresh_claims(carried, session, now)
+    successor = sign(successor_claims, headers)
 
     grace = config.refresh_reuse_grace
-    record: Dict[str, Any] = {"at": now}
+    presented = str(claims.get("jti"))
+    record: Dict[str, Any] = {"spent": presented, "at": now}
     if grace > 0:
         record.update(access=str(access), refresh=str(successor))
-    ttl = max(1.0, float(claims.get("exp", now)) - now + config.leeway)
+    family = str(session["fam"] or presented)
+    ttl = max(1.0, end - now + config.leeway)
     try:
-        earlier = state.store().spend(str(claims.get("jti")), json.dumps(record), ttl)
+        current = state.store().rotate(
+            family, presented, successor_claims["jti"], json.dumps(record), ttl
+        )
     except StoreError as exc:
         raise store_failed(exc) from exc
-    if earlier is None:
+    if current is None:
         return access, successor
-    return _reused(claims, earlier, now, grace)
+    return _reused(claims, presented, current, now, grace)
 
 
-def _reused(claims: Dict[str, Any], earlier: str, now: float, grace: float) -> Tuple[TokenStr, TokenStr]:
+def _reused(
+    claims: Dict[str, Any], presented: str, current: str, now: float, grace: float
+) -> Tuple[TokenStr, TokenStr]:
     try:
-        spent = json.loads(earlier) if earlier else {}
+        last = json.loads(current) if current else {}
     except ValueError:
-        spent = {}
-    if grace > 0 and "access" in spent and now - float(spent.get("at", 0)) <= grace:
-        return as_token(spent["access"]), as_token(spent["refresh"])
+        last = {}
+    if (
+        grace > 0
+        and last.get("spent") == presented
+        and "access" in last
+        and now - float(last.get("at", 0)) <= grace
+    ):
+        return as_token(last["access"]), as_token(last["refresh"])
     revoke_family(claims)
     logger.warning("refresh token reuse detected: family revoked")
     raise revoked_error("Refresh token was already used; the session has been revoked")

@@ -7,9 +7,10 @@ every process and host using it), an existing ``redis.Redis`` or
 
 A store keeps four kinds of entries, each with a time to live equal to the
 remaining life of what it concerns, so it never grows without bound: revoked
-token ids, revoked families, per-identity cut-off times, and spent refresh
-tokens. It knows nothing of JWTs; the policy is in
-:mod:`flask_tokenauth.revocation`.
+token ids, revoked families, per-identity cut-off times, and one rotation
+record per refreshed family (which refresh token is the current one).
+It knows nothing of JWTs; the policy is in :mod:`flask_tokenauth.revocation`
+and :mod:`flask_tokenauth.sessions`.
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ class TokenStore:
         """Record ``cutoff``; a later cut-off replaces an earlier one, never the reverse."""
         raise NotImplementedError
 
-    def spend(self, jti: str, record: str, ttl: float) -> Optional[str]:
-        """Atomically mark refresh token ``jti`` spent with ``record``.
+    def rotate(
+        self, family: str, presented: str, successor: str, record: str, ttl: float
+    ) -> Optional[str]:
+        """Atomically make ``successor`` the family's current refresh token id.
 
-        Returns ``None`` when this call spent it, else the record stored by the
-        call that did: of any number of concurrent callers, exactly one wins.
+        Succeeds (returns ``None``) when the family has no record yet or its
+        current id is ``presented``, storing ``record`` beside the new id.
+        Otherwise changes nothing and returns the stored record: of any number
+        of concurrent callers presenting the same id, exactly one wins.
         """
         raise NotImplementedError
 

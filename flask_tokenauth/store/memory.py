@@ -19,7 +19,7 @@ class MemoryStore(TokenStore):
         self._tokens: Dict[str, float] = {}
         self._families: Dict[str, float] = {}
         self._identities: Dict[str, Tuple[float, float]] = {}  # identity -> (cutoff, deadline)
-        self._spent: Dict[str, Tuple[str, float]] = {}
+        self._rotations: Dict[str, Tuple[str, str, float]] = {}  # family -> (jti, record, deadline)
         self._writes = 0
 
     def lookup(
@@ -55,19 +55,21 @@ class MemoryStore(TokenStore):
             self._identities[identity] = (cutoff, deadline)
             self._wrote()
 
-    def spend(self, jti: str, record: str, ttl: float) -> Optional[str]:
+    def rotate(
+        self, family: str, presented: str, successor: str, record: str, ttl: float
+    ) -> Optional[str]:
         with self._lock:
             now = time.time()
-            found = self._spent.get(jti)
-            if found is not None and found[1] > now:
-                return found[0]
-            self._spent[jti] = (record, now + ttl)
+            found = self._rotations.get(family)
+            if found is not None and found[2] > now and found[0] != presented:
+                return found[1]
+            self._rotations[family] = (successor, record, now + ttl)
             self._wrote()
             return None
 
     def __len__(self) -> int:
         """Live entries (expired ones not yet swept included)."""
-        return len(self._tokens) + len(self._families) + len(self._identities) + len(self._spent)
+        return len(self._tokens) + len(self._families) + len(self._identities) + len(self._rotations)
 
     def sweep(self) -> None:
         """Drop every expired entry now."""
@@ -83,6 +85,7 @@ class MemoryStore(TokenStore):
         for table in (self._tokens, self._families):
             for key in [k for k, deadline in table.items() if deadline <= now]:
                 del table[key]
-        for table2 in (self._identities, self._spent):
-            for key in [k for k, value in table2.items() if value[1] <= now]:
-                del table2[key]
+        for key in [k for k, value in self._identities.items() if value[1] <= now]:
+            del self._identities[key]
+        for key in [k for k, value in self._rotations.items() if value[2] <= now]:
+            del self._rotations[key]

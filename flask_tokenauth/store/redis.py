@@ -1,8 +1,9 @@
 """The shared store on Redis (the only module that imports ``redis``).
 
-Every check is one pipelined round trip; every entry has a TTL; a spent
-refresh token is recorded with ``SET NX`` so exactly one of any number of
-concurrent refreshes, in any process on any host, wins.
+Every check is one pipelined round trip; every entry has a TTL; a refresh
+rotation is one Lua script (compare the family's current token id, then set
+its successor), so exactly one of any number of concurrent refreshes, in any
+process on any host, wins.
 """
 
 from __future__ import annotations
@@ -90,18 +91,13 @@ class RedisStore(TokenStore):
         )
         self._call("eval", script, 1, key, repr(float(cutoff)), _ms(ttl))
 
-    def spend(self, jti: str, record: str, ttl: float) -> Optional[str]:
-        key = self._key("spent", jti)
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(key, record.encode("utf-8"), nx=True, px=_ms(ttl))
-            pipe.get(key)
-            won, stored = pipe.execute()
-        except self._errors as exc:
-            raise StoreError(str(exc)) from exc
-        if won:
-            return None
-        return stored.decode("utf-8") if stored is not None else ""
+    def rotate(
+        self, family: str, presented: str, successor: str, record: str, ttl: float
+    ) -> Optional[str]:
+        found = self._call(
+            "eval", _ROTATE, 1, self._key("rot", family), presented, successor, record, _ms(ttl)
+        )
+        return None if found is None else found.decode("utf-8")
 
     def close(self) -> None:
         self.client.close()
@@ -111,6 +107,17 @@ class RedisStore(TokenStore):
             return getattr(self.client, method)(*args, **kwargs)
         except self._errors as exc:
             raise StoreError(str(exc)) from exc
+
+
+_ROTATE = """
+local current = redis.call('HGET', KEYS[1], 'jti')
+if current and current ~= ARGV[1] then
+    return redis.call('HGET', KEYS[1], 'record')
+end
+redis.call('HSET', KEYS[1], 'jti', ARGV[2], 'record', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return false
+"""
 
 
 def _ms(ttl: float) -> int:
