@@ -128,7 +128,7 @@ class Keyring:
             token,
             self.require("verify"),
             algorithms=self.algorithms,
-            options=options,
+            options=options,  # type: ignore[arg-type]
             leeway=leeway,
             issuer=issuer,
             audience=audience,

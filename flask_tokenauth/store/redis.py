@@ -15,7 +15,7 @@ from . import StoreError, TokenStore
 try:
     import redis as _redis
 except ImportError:  # pragma: no cover - depends on the environment
-    _redis = None
+    _redis = None  # type: ignore[assignment]
 
 
 def _require_redis() -> Any:
