@@ -60,8 +60,8 @@ class Keyring:
                 self.signing_key = self.verifying_key = None
                 return
             if not isinstance(secret, (str, bytes)):
-                raise ConfigurationError("JWT_SECRET_KEY must be a str or bytes")
-            key = _prepare(impl, secret, algorithm, "JWT_SECRET_KEY")
+                raise ConfigurationError("JWT_SECRET_KEY (or SECRET_KEY) must be a str or bytes")
+            key = _prepare(impl, secret, algorithm, "JWT_SECRET_KEY (or SECRET_KEY)")
             message = impl.check_key_length(key)
             if message:
                 logger.warning("weak JWT_SECRET_KEY: %s", message)
@@ -71,12 +71,22 @@ class Keyring:
                 None if private_key is None
                 else _prepare(impl, private_key, algorithm, "JWT_PRIVATE_KEY")
             )
+            if self.signing_key is not None and not hasattr(self.signing_key, "public_key"):
+                raise ConfigurationError(
+                    "JWT_PRIVATE_KEY holds a public key: %s needs the private key to sign" % algorithm
+                )
             if public_key is not None:
                 self.verifying_key = _prepare(impl, public_key, algorithm, "JWT_PUBLIC_KEY")
-            elif self.signing_key is not None and hasattr(self.signing_key, "public_key"):
+            elif self.signing_key is not None:
                 self.verifying_key = self.signing_key.public_key()
             else:
                 self.verifying_key = None
+            if self.signing_key is not None and public_key is not None:
+                probe = b"flask-tokenauth key pair check"
+                if not impl.verify(probe, self.verifying_key, impl.sign(probe, self.signing_key)):
+                    raise ConfigurationError(
+                        "JWT_PUBLIC_KEY does not belong to JWT_PRIVATE_KEY"
+                    )
 
     def require(self, which: str) -> Any:
         """The signing or verifying key, or a clear error when none is configured."""
@@ -108,21 +118,22 @@ class Keyring:
         self,
         token: str,
         *,
-        verify_claims: Sequence[str],
         required_claims: Sequence[str],
         leeway: float,
         issuer: Optional[str],
         audience: Any,
     ) -> Dict[str, Any]:
-        if "signature" not in verify_claims:
-            raise ConfigurationError(
-                "JWT_VERIFY_CLAIMS must include 'signature': unsigned tokens are never accepted"
-            )
-        options: Dict[str, Any] = {"verify_signature": True}
-        for claim in ("exp", "nbf", "iat"):
-            options["verify_" + claim] = claim in verify_claims
-        options["verify_aud"] = audience is not None
-        options["verify_iss"] = issuer is not None
+        # Flask-JWT only ever switched PyJWT checks on, and PyJWT checks the
+        # signature, exp, nbf and iat by default: JWT_VERIFY_CLAIMS never turned
+        # a check off, and here it cannot either.
+        options: Dict[str, Any] = {
+            "verify_signature": True,
+            "verify_exp": True,
+            "verify_nbf": True,
+            "verify_iat": True,
+            "verify_aud": audience is not None,
+            "verify_iss": issuer is not None,
+        }
         options["require"] = list(required_claims)
         return _pyjwt.decode(
             token,

@@ -104,10 +104,6 @@ class Config:
         return seconds(self.get("JWT_NOT_BEFORE_DELTA"))
 
     @property
-    def verify_claims(self) -> List[str]:
-        return list(self.get("JWT_VERIFY_CLAIMS"))
-
-    @property
     def required_claims(self) -> List[str]:
         return list(self.get("JWT_REQUIRED_CLAIMS"))
 
@@ -184,6 +180,7 @@ class Config:
             _hashable(get("JWT_VERIFY_CLAIMS", DEFAULTS["JWT_VERIFY_CLAIMS"])),
             _hashable(get("JWT_REQUIRED_CLAIMS", DEFAULTS["JWT_REQUIRED_CLAIMS"])),
             get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]),
+            get("JWT_VERIFIED_TOKEN_CACHE_SIZE", DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]),
         )
 
 

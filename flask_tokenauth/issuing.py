@@ -90,14 +90,17 @@ def default_headers_handler(identity: Any) -> Optional[Dict[str, Any]]:
 
 
 def sign(payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -> TokenStr:
-    """Add ``jti``/``iss``/``aud`` where missing, then sign with the app's key."""
+    """Add ``jti`` (when missing) and the configured ``iss``/``aud``, then sign."""
     claims = dict(payload)
     claims.setdefault("jti", uuid.uuid4().hex)
     issuer, audience = config.issuer, config.audience
-    if issuer is not None:
-        claims.setdefault("iss", issuer)
+    if issuer is not None:  # the configured values win: the app must accept its own tokens
+        claims["iss"] = issuer
     if audience is not None:
-        claims.setdefault("aud", audience)
+        claims["aud"] = audience
+    sub = claims.get("sub")
+    if sub is not None and not isinstance(sub, str):
+        claims["sub"] = str(sub)  # RFC 7519: sub is a string (and PyJWT checks it)
     return as_token(app_state().keyring().encode(claims, headers))
 
 

@@ -27,7 +27,10 @@ def default_request_handler() -> Optional[str]:
     value = request.headers.get("Authorization")
     if not value:
         return None
-    parts = value.split()
+    # Only ASCII space and tab separate the scheme from the token (RFC 9110);
+    # str.split() would also split on Unicode and control "white space".
+    parts = value.replace("\t", " ").split(" ")
+    parts = [part for part in parts if part]
     if not parts:  # only white space: no credentials were sent
         return None
     prefix = config.header_prefix

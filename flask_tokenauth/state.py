@@ -35,7 +35,6 @@ class AppState:
         self.verified: Dict[str, Tuple[Dict[str, Any], float]] = {}
         self.cache_size = DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]
         self.exp_leeway: float = 0.0
-        self.checks_exp = True
         self._store: Optional[TokenStore] = None
         self._store_spec: Any = None
 
@@ -58,8 +57,6 @@ class AppState:
             self.cache_size = int(
                 conf.get("JWT_VERIFIED_TOKEN_CACHE_SIZE", DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"])
             )
-            verify_claims = conf.get("JWT_VERIFY_CLAIMS", DEFAULTS["JWT_VERIFY_CLAIMS"])
-            self.checks_exp = "exp" in verify_claims
             self.exp_leeway = seconds(conf.get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]))
             self._keyring, self._settings = keyring, settings
         return keyring
@@ -89,12 +86,9 @@ class AppState:
         if self.cache_size <= 0:
             return
         exp = claims.get("exp")
-        if self.checks_exp and isinstance(exp, (int, float)):
-            deadline = exp + self.exp_leeway
-        elif self.checks_exp:
+        if not isinstance(exp, (int, float)):
             return  # no usable exp: verify it every time
-        else:
-            deadline = float("inf")
+        deadline = exp + self.exp_leeway
         cache = self.verified
         while len(cache) >= self.cache_size:
             try:

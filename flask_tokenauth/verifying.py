@@ -57,7 +57,6 @@ def default_decode_handler(token: str) -> Dict[str, Any]:
     """Flask-JWT's ``jwt_decode_handler``: verify signature and claims, return them."""
     return app_state().keyring().decode(
         token,
-        verify_claims=config.verify_claims,
         required_claims=config.required_claims,
         leeway=config.leeway,
         issuer=config.issuer,

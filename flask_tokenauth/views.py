@@ -69,9 +69,20 @@ def read_credentials() -> Tuple[str, str]:
         or not password
         or len(username) > MAX_CREDENTIAL_CHARS
         or len(password) > MAX_CREDENTIAL_CHARS
+        or not _encodable(username)
+        or not _encodable(password)
     ):
         raise _bad_credentials()
     return username, password
+
+
+def _encodable(text: str) -> bool:
+    """False for strings with lone surrogates, which JSON allows and UTF-8 does not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def default_auth_request_handler() -> Any:
