@@ -170,4 +170,4 @@ class JWT:
 
     def revoke_identity(self, identity: Any) -> None:
         """Refuse every token of ``identity`` issued before now ("log out everywhere")."""
-        revocation.revoke_identity(issuing.identity_value(identity))
+        revocation.revoke_identity(issuing.identity_claim_value(identity))

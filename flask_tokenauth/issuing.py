@@ -50,6 +50,14 @@ def identity_value(identity: Any) -> Any:
 FRESH_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", "type", "fresh"})
 
 
+def identity_claim_value(identity: Any) -> Any:
+    """The identity claim's value as it is written into tokens (and revoked)."""
+    value = identity_value(identity)
+    if config.identity_claim == "sub" and not isinstance(value, str):
+        value = str(value)  # RFC 7519: sub is a string (and PyJWT checks it)
+    return value
+
+
 def base_claims(
     identity: Any,
     expires_delta: Any = None,
@@ -71,7 +79,7 @@ def base_claims(
         "iat": now,
         "nbf": now + int(config.not_before_delta),
         "jti": uuid.uuid4().hex,
-        config.identity_claim: identity_value(identity),
+        config.identity_claim: identity_claim_value(identity),
     }
 
 
@@ -132,7 +140,7 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Option
         payload = _payload(identity)
         access = sign({**payload, **session, "type": "access", "fresh": True}, headers)
     else:
-        payload = {config.identity_claim: identity_value(identity)}
+        payload = {config.identity_claim: identity_claim_value(identity)}
         access = as_token(jwt.jwt_encode_callback(identity))
     if not with_refresh:
         return access, None
@@ -186,7 +194,7 @@ def create_refresh_token(
     """A refresh token for ``identity``, starting a new family."""
     now = time.time()
     carried = {k: v for k, v in (claims or {}).items() if k not in FRESH_CLAIMS}
-    carried[config.identity_claim] = identity_value(identity)
+    carried[config.identity_claim] = identity_claim_value(identity)
     payload = refresh_claims(carried, session_claims(now), now)
     if expires_delta is not None:
         payload["exp"] = int(now + seconds(expires_delta))
