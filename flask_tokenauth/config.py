@@ -51,6 +51,11 @@ DEFAULTS: Dict[str, Any] = {
 }
 
 
+#: The claim that tells access tokens from refresh tokens. Not ``type``:
+#: Flask-JWT apps put their own ``type`` claims into tokens.
+TYPE_CLAIM = "token_type"
+
+
 def seconds(value: Union[int, float, _dt.timedelta]) -> float:
     """A config duration as seconds; ints and timedeltas are both accepted."""
     if isinstance(value, _dt.timedelta):

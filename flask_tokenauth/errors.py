@@ -13,21 +13,13 @@ import json
 import logging
 from typing import Any, Dict, Mapping, Optional
 
-from flask import current_app, has_app_context, jsonify
+from flask import current_app, has_app_context, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 logger = logging.getLogger("flask_tokenauth")
 
-_STATUS_TEXT = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    413: "Request Entity Too Large",
-    415: "Unsupported Media Type",
-    429: "Too Many Requests",
-    503: "Service Unavailable",
-}
+_RENDERED_KEY = "flask_tokenauth.rendered_errors"
 
 
 class JWTError(HTTPException):
@@ -51,7 +43,7 @@ class JWTError(HTTPException):
         self.error = error
         self.status_code = status_code
         self.headers = dict(headers) if headers else None
-        self._rendered: Optional[Response] = None
+        self._explicit: Optional[Response] = None
 
     # werkzeug reads ``code``; Flask-JWT code reads ``status_code``.
     @property  # type: ignore[override]
@@ -64,19 +56,39 @@ class JWTError(HTTPException):
 
     # Flask-RESTful returns ``e.get_response()`` as it is when ``e.response``
     # is set; exposing the rendered response here is what keeps our JSON body
-    # (and the app's jwt_error_handler) in charge inside Resources.
+    # (and the app's error handlers) in charge inside Resources.
     @property  # type: ignore[override]
     def response(self) -> Optional[Response]:  # type: ignore[override]
         return self.get_response()
 
     @response.setter
     def response(self, value: Optional[Response]) -> None:
-        self._rendered = value
+        self._explicit = value
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
-        if self._rendered is None:
-            self._rendered = render_error(self)
-        return self._rendered
+        """The rendered error, made once per request.
+
+        Kept in the request's environ, never on the error itself: an app may
+        raise one shared JWTError instance, and a response (with its cookies)
+        must never travel from one request to another.
+        """
+        if self._explicit is not None:
+            return self._explicit
+        if not has_request_context():
+            return render_error(self)
+        rendered = request.environ.setdefault(_RENDERED_KEY, {})
+        found = rendered.get(id(self))
+        if found is None or found[0] is not self:
+            found = rendered[id(self)] = (self, render_error(self))
+        return found[1]
+
+    def with_headers(self, headers: Mapping[str, str]) -> JWTError:
+        """A copy of this error with ``headers`` added (the original is untouched)."""
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.args = self.args
+        copy.headers = {**(self.headers or {}), **headers}
+        return copy
 
     def get_body(self, environ: Any = None, scope: Any = None) -> str:
         return json.dumps(error_body(self))
@@ -120,8 +132,10 @@ def default_error_handler(error: JWTError) -> Any:
 def render_error(error: JWTError) -> Response:
     """Turn ``error`` into a response through the app's ``jwt_error_handler``."""
     if has_app_context():
-        ext = current_app.extensions.get("jwt")
-        handler = getattr(ext, "jwt_error_callback", None) or default_error_handler
+        handler = _app_error_handler(error)
+        if handler is None:
+            ext = current_app.extensions.get("jwt")
+            handler = getattr(ext, "jwt_error_callback", None) or default_error_handler
         return current_app.make_response(handler(error))
     response = Response(
         json.dumps(error_body(error)), error.status_code, mimetype="application/json"
@@ -131,5 +145,14 @@ def render_error(error: JWTError) -> Response:
     return response
 
 
-def status_text(code: int) -> str:
-    return _STATUS_TEXT.get(code, "Error")
+def _app_error_handler(error: JWTError) -> Any:
+    """A handler the app registered for JWTError itself (``@app.errorhandler``),
+    so that Flask-RESTful resources honour it as plain views do."""
+    find = getattr(current_app, "_find_error_handler", None)
+    if find is None or not has_request_context():
+        return None
+    try:
+        handler = find(error, request.blueprints)
+    except TypeError:  # an older Flask signature
+        return None
+    return None if handler is None or handler is render_error else handler

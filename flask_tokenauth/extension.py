@@ -54,6 +54,8 @@ class JWT:
         """Set config defaults, check configured keys, add ``/auth``."""
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, copy.deepcopy(value))
+        # As Flask-JWT did (apps read it back); None still means "use SECRET_KEY".
+        app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
         state = AppState(self)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         app.extensions["jwt"] = self

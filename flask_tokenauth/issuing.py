@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Dict, Optional, Tuple, Union
 
-from .config import config, seconds
+from .config import TYPE_CLAIM, config, seconds
 from .state import app_state
 
 _MISSING = object()
@@ -47,7 +47,7 @@ def identity_value(identity: Any) -> Any:
 
 
 #: Claims that are made anew for every token and never carried over on refresh.
-FRESH_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", "type", "fresh"})
+FRESH_CLAIMS = frozenset({"exp", "iat", "nbf", "jti", TYPE_CLAIM, "fresh"})
 
 
 def identity_claim_value(identity: Any) -> Any:
@@ -138,7 +138,9 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Option
     headers = jwt.jwt_headers_callback(identity)
     if jwt.jwt_encode_callback is default_encode_handler:
         payload = _payload(identity)
-        access = sign({**payload, **session, "type": "access", "fresh": True}, headers)
+        # The payload handler's own claims (even a "fresh" of its own) are kept;
+        # the session and the token type are the extension's.
+        access = sign({"fresh": True, **payload, **session, TYPE_CLAIM: "access"}, headers)
     else:
         payload = {config.identity_claim: identity_claim_value(identity)}
         access = as_token(jwt.jwt_encode_callback(identity))
@@ -162,7 +164,7 @@ def refresh_claims(carried: Mapping[str, Any], session: Mapping[str, Any], now: 
         )
     )
     claims[config.identity_claim] = carried.get(config.identity_claim)
-    claims["type"] = "refresh"
+    claims[TYPE_CLAIM] = "refresh"
     return claims
 
 
@@ -176,11 +178,11 @@ def create_access_token(
     """A signed access token for ``identity`` (a user object or a plain id).
 
     ``claims`` adds claims; it cannot replace ``exp``, ``iat``, ``nbf``,
-    ``jti``, ``type``, ``fresh`` or the identity claim, which this sets.
+    ``jti``, ``token_type``, ``fresh`` or the identity claim, which this sets.
     """
     payload: Dict[str, Any] = dict(claims or {})
     payload.update(base_claims(identity, expires_delta))
-    payload["type"] = "access"
+    payload[TYPE_CLAIM] = "access"
     payload["fresh"] = bool(fresh)
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))
 

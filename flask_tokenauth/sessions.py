@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any, Dict, Tuple
 
-from .config import config
+from .config import TYPE_CLAIM, config
 from .issuing import FRESH_CLAIMS, TokenStr, as_token, base_claims, refresh_claims, sign
 from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed
 from .state import app_state
@@ -28,7 +28,7 @@ def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
     """Spend ``refresh_token``; a new (non-fresh) access token and its successor."""
     state = app_state()
     claims = verify_token(state, refresh_token)
-    if claims.get("type") != "refresh":
+    if claims.get(TYPE_CLAIM) != "refresh":
         raise invalid("Invalid token", "Only refresh tokens are accepted here")
     check_not_revoked(state, claims)
     identify(state, claims)  # the user must still exist
@@ -41,7 +41,7 @@ def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
     access_claims: Dict[str, Any] = dict(carried)
     access_claims.update(base_claims(None, now=now, lifetime_cap=end))
     access_claims[config.identity_claim] = carried.get(config.identity_claim)
-    access_claims.update(type="access", fresh=False)
+    access_claims.update({TYPE_CLAIM: "access", "fresh": False})
     access = sign(access_claims, headers)
     successor_claims = refresh_claims(carried, session, now)
     successor = sign(successor_claims, headers)

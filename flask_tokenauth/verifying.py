@@ -19,7 +19,7 @@ from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .codec import InvalidTokenError
-from .config import config
+from .config import TYPE_CLAIM, config
 from .errors import JWTError
 from .revocation import check_not_revoked
 from .state import AppState, app_state
@@ -36,15 +36,16 @@ _IDENTITY_ERRORS = (LookupError, TypeError, ValueError)
 
 
 def challenge(error: JWTError, realm: str) -> JWTError:
-    """Add the RFC 6750 ``WWW-Authenticate`` challenge unless one is there."""
+    """The error with its RFC 6750 ``WWW-Authenticate`` challenge (a copy, so
+    an error instance an app raises repeatedly is never changed)."""
     headers = error.headers or {}
-    if error.status_code == 401 and "WWW-Authenticate" not in headers:
-        value = '%s realm="%s"' % (config.header_prefix, realm)
-        if error.oauth_error:
-            text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in str(error.description))
-            value += ', error="%s", error_description="%s"' % (error.oauth_error, text)
-        error.headers = {**headers, "WWW-Authenticate": value}
-    return error
+    if error.status_code != 401 or "WWW-Authenticate" in headers:
+        return error
+    value = '%s realm="%s"' % (config.header_prefix, realm)
+    if error.oauth_error:
+        text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in str(error.description))
+        value += ', error="%s", error_description="%s"' % (error.oauth_error, text)
+    return error.with_headers({"WWW-Authenticate": value})
 
 
 def invalid(error: str, description: str) -> JWTError:
@@ -134,7 +135,7 @@ def verify_jwt_in_request(
                 headers={"WWW-Authenticate": '%s realm="%s"' % (config.header_prefix, realm)},
             )
         claims = verify_token(state, token)
-        if claims.get("type", "access") != "access":
+        if claims.get(TYPE_CLAIM, "access") != "access":
             raise invalid("Invalid token", "Only access tokens are accepted here")
         check_not_revoked(state, claims)
         identity = identify(state, claims)

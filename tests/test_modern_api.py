@@ -104,11 +104,11 @@ def test_claims_cannot_override_reserved_claims(app, jwt):
             1,
             claims={
                 "exp": 1, "iat": 2, "nbf": 3, "jti": "chosen-jti", "identity": 2, "scope": "read",
-                "type": "refresh", "fresh": True,
+                "token_type": "refresh", "fresh": True,
             },
         )
     payload = decoded(token)
-    assert payload["type"] == "access"
+    assert payload["token_type"] == "access"
     assert payload["fresh"] is False
     assert payload["identity"] == 1
     assert payload["jti"] != "chosen-jti"
@@ -599,7 +599,7 @@ def test_rotating_secret_refuses_cached_token_at_next_request():
 @pytest.mark.parametrize(
     "setting, value",
     [
-        ("SECRET_KEY", "another-secret-key-that-is-long-enough-for-hs256"),
+        ("JWT_SECRET_KEY", "another-secret-key-that-is-long-enough-for-hs256"),
         ("JWT_ALGORITHM", "HS512"),
         ("JWT_AUDIENCE", "some-api"),
         ("JWT_ISSUER", "https://issuer.example"),
