@@ -38,6 +38,7 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_IDENTITY_CLAIM": "identity",
     "JWT_MAX_TOKEN_BYTES": 8192,
     "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
+    "JWT_PERMISSIONS_CLAIM": "permissions",
     # --- sessions: refresh, logout, revocation (all off until a rule is set) ---
     "JWT_REFRESH_URL_RULE": None,
     "JWT_REFRESH_EXPIRATION_DELTA": _dt.timedelta(days=30),
@@ -131,6 +132,10 @@ class Config:
     @property
     def cache_size(self) -> int:
         return int(self.get("JWT_VERIFIED_TOKEN_CACHE_SIZE"))
+
+    @property
+    def permissions_claim(self) -> str:
+        return self.get("JWT_PERMISSIONS_CLAIM")
 
     @property
     def refresh_url_rule(self) -> Optional[str]:

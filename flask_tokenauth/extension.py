@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Union
 
 from flask import Flask
 
@@ -47,6 +47,7 @@ class JWT:
         self.jwt_payload_callback: Callable[..., Any] = issuing.default_payload_handler
         self.jwt_error_callback: Callable[..., Any] = default_error_handler
         self.request_callback: Callable[..., Any] = default_request_handler
+        self.permissions_callback: Optional[Callable[..., Any]] = None
         if app is not None:
             self.init_app(app)
 
@@ -135,6 +136,14 @@ class JWT:
         self.jwt_headers_callback = callback
         return callback
 
+    # --- flask_tokenauth's own hooks -----------------------------------------
+
+    def permissions_handler(self, callback: C) -> C:
+        """``callback(identity)`` returns the permissions to put into its tokens
+        at login (else the identity's ``permissions`` attribute or key is used)."""
+        self.permissions_callback = callback
+        return callback
+
     # --- the modern API ----------------------------------------------------
 
     def create_access_token(
@@ -144,10 +153,11 @@ class JWT:
         expires_delta: Any = None,
         claims: Optional[Dict[str, Any]] = None,
         fresh: bool = False,
+        permissions: Optional[Iterable[str]] = None,
     ) -> str:
         """A signed access token for ``identity`` (needs an app context)."""
         return issuing.create_access_token(
-            identity, expires_delta=expires_delta, claims=claims, fresh=fresh
+            identity, expires_delta=expires_delta, claims=claims, fresh=fresh, permissions=permissions
         )
 
     def create_refresh_token(
@@ -156,9 +166,12 @@ class JWT:
         *,
         expires_delta: Any = None,
         claims: Optional[Dict[str, Any]] = None,
+        permissions: Optional[Iterable[str]] = None,
     ) -> str:
         """A refresh token for ``identity``, starting a new session family."""
-        return issuing.create_refresh_token(identity, expires_delta=expires_delta, claims=claims)
+        return issuing.create_refresh_token(
+            identity, expires_delta=expires_delta, claims=claims, permissions=permissions
+        )
 
     def decode_token(self, token: str) -> Dict[str, Any]:
         """The verified claims of ``token``; raises :class:`JWTError` (401) if refused."""

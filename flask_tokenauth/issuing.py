@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Optional, Tuple, Union
 
+from . import permissions as authz
 from .config import TYPE_CLAIM, config, seconds
 from .state import app_state
 
@@ -136,13 +137,18 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Option
     now = time.time()
     session = session_claims(now)
     headers = jwt.jwt_headers_callback(identity)
+    granted = authz.of_identity(identity, jwt.permissions_callback)
     if jwt.jwt_encode_callback is default_encode_handler:
         payload = _payload(identity)
+        if granted is not None:
+            payload.setdefault(config.permissions_claim, authz.as_claim(granted))
         # The payload handler's own claims (even a "fresh" of its own) are kept;
         # the session and the token type are the extension's.
         access = sign({"fresh": True, **payload, **session, TYPE_CLAIM: "access"}, headers)
     else:
         payload = {config.identity_claim: identity_claim_value(identity)}
+        if granted is not None:
+            payload[config.permissions_claim] = authz.as_claim(granted)
         access = as_token(jwt.jwt_encode_callback(identity))
     if not with_refresh:
         return access, None
@@ -174,6 +180,7 @@ def create_access_token(
     expires_delta: Any = None,
     claims: Optional[Mapping[str, Any]] = None,
     fresh: bool = False,
+    permissions: Optional[Iterable[str]] = None,
 ) -> TokenStr:
     """A signed access token for ``identity`` (a user object or a plain id).
 
@@ -184,6 +191,8 @@ def create_access_token(
     payload.update(base_claims(identity, expires_delta))
     payload[TYPE_CLAIM] = "access"
     payload["fresh"] = bool(fresh)
+    if permissions is not None:
+        payload[config.permissions_claim] = authz.as_claim(permissions)
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))
 
 
@@ -192,11 +201,14 @@ def create_refresh_token(
     *,
     expires_delta: Any = None,
     claims: Optional[Mapping[str, Any]] = None,
+    permissions: Optional[Iterable[str]] = None,
 ) -> TokenStr:
     """A refresh token for ``identity``, starting a new family."""
     now = time.time()
     carried = {k: v for k, v in (claims or {}).items() if k not in FRESH_CLAIMS}
     carried[config.identity_claim] = identity_claim_value(identity)
+    if permissions is not None:
+        carried[config.permissions_claim] = authz.as_claim(permissions)
     payload = refresh_claims(carried, session_claims(now), now)
     if expires_delta is not None:
         payload["exp"] = int(now + seconds(expires_delta))

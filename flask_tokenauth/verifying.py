@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 import time
-from typing import Any, Callable, Dict, Optional, TypeVar, Union, cast
+from typing import Any, Callable, Dict, Iterable, Optional, TypeVar, Union, cast
 
 from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
@@ -21,6 +21,7 @@ from werkzeug.local import LocalProxy
 from .codec import InvalidTokenError
 from .config import TYPE_CLAIM, config
 from .errors import JWTError
+from .permissions import require as require_permissions
 from .revocation import check_not_revoked
 from .state import AppState, app_state
 
@@ -110,14 +111,19 @@ def identify(state: AppState, claims: Dict[str, Any]) -> Any:
 
 
 def verify_jwt_in_request(
-    realm: Optional[str] = None, *, optional: bool = False, fresh: bool = False
+    realm: Optional[str] = None,
+    *,
+    optional: bool = False,
+    fresh: bool = False,
+    permissions: Optional[Iterable[str]] = None,
 ) -> Optional[Dict[str, Any]]:
     """Check the request's access token; set ``current_identity`` and ``current_token``.
 
     Returns the verified claims, or ``None`` when ``optional`` is true and the
     request carries no token (a token that is present must still be valid).
-    ``fresh`` also requires a token from a login rather than a refresh.
-    Raises :class:`JWTError` (401; 503 when the token store is unreachable).
+    ``fresh`` also requires a token from a login rather than a refresh;
+    ``permissions`` requires the token to grant each one (else 403).
+    Raises :class:`JWTError` (401; 403; 503 when the token store is unreachable).
     ``OPTIONS`` requests (CORS preflight) pass unchecked.
     """
     if request.method == "OPTIONS":
@@ -141,6 +147,8 @@ def verify_jwt_in_request(
         identity = identify(state, claims)
         if fresh and claims.get("fresh") is not True:
             raise invalid("Fresh token required", "This action needs a token from a fresh login")
+        if permissions:
+            require_permissions(claims, permissions, realm)
     except JWTError as error:
         raise challenge(error, realm) from None
     request.environ[_ENVIRON_KEY] = (identity, claims)
@@ -148,7 +156,11 @@ def verify_jwt_in_request(
 
 
 def jwt_required(
-    realm: Union[str, Callable[..., Any], None] = None, *, optional: bool = False, fresh: bool = False
+    realm: Union[str, Callable[..., Any], None] = None,
+    *,
+    optional: bool = False,
+    fresh: bool = False,
+    permissions: Optional[Iterable[str]] = None,
 ) -> Any:
     """Decorate a view so it runs only for a request with a valid token.
 
@@ -157,19 +169,22 @@ def jwt_required(
     """
     if callable(realm):  # used without parentheses
         return jwt_required()(realm)
+    if isinstance(permissions, str):
+        permissions = [permissions]
+    permissions = tuple(permissions) if permissions else None
 
     def decorator(fn: F) -> F:
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                verify_jwt_in_request(realm, optional=optional, fresh=fresh)
+                verify_jwt_in_request(realm, optional=optional, fresh=fresh, permissions=permissions)
                 return current_app.ensure_sync(fn)(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request(realm, optional=optional, fresh=fresh)
+            verify_jwt_in_request(realm, optional=optional, fresh=fresh, permissions=permissions)
             return fn(*args, **kwargs)
 
         return cast(F, wrapper)
