@@ -8,7 +8,7 @@ the extension is set up, and that has to keep working.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
 
 from flask import current_app
 
@@ -39,6 +39,17 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_MAX_TOKEN_BYTES": 8192,
     "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
     "JWT_PERMISSIONS_CLAIM": "permissions",
+    # --- where tokens travel ---
+    "JWT_TOKEN_LOCATION": ["headers"],
+    "JWT_QUERY_STRING_NAME": "jwt",
+    "JWT_ACCESS_COOKIE_NAME": "access_token",
+    "JWT_REFRESH_COOKIE_NAME": "refresh_token",
+    "JWT_CSRF_COOKIE_NAME": "csrf_token",
+    "JWT_CSRF_HEADER_NAME": "X-CSRF-Token",
+    "JWT_CSRF_METHODS": ["POST", "PUT", "PATCH", "DELETE"],
+    "JWT_COOKIE_SECURE": True,
+    "JWT_COOKIE_SAMESITE": "Lax",
+    "JWT_COOKIE_DOMAIN": None,
     # --- sessions: refresh, logout, revocation (all off until a rule is set) ---
     "JWT_REFRESH_URL_RULE": None,
     "JWT_REFRESH_EXPIRATION_DELTA": _dt.timedelta(days=30),
@@ -132,6 +143,41 @@ class Config:
     @property
     def cache_size(self) -> int:
         return int(self.get("JWT_VERIFIED_TOKEN_CACHE_SIZE"))
+
+    @property
+    def token_locations(self) -> Tuple[str, ...]:
+        value = self.get("JWT_TOKEN_LOCATION")
+        if isinstance(value, str):
+            return (value,)
+        return tuple(value)
+
+    @property
+    def query_string_name(self) -> str:
+        return self.get("JWT_QUERY_STRING_NAME")
+
+    @property
+    def access_cookie_name(self) -> str:
+        return self.get("JWT_ACCESS_COOKIE_NAME")
+
+    @property
+    def refresh_cookie_name(self) -> str:
+        return self.get("JWT_REFRESH_COOKIE_NAME")
+
+    @property
+    def csrf_cookie_name(self) -> str:
+        return self.get("JWT_CSRF_COOKIE_NAME")
+
+    @property
+    def csrf_header_name(self) -> str:
+        return self.get("JWT_CSRF_HEADER_NAME")
+
+    @property
+    def csrf_methods(self) -> FrozenSet[str]:
+        return frozenset(m.upper() for m in self.get("JWT_CSRF_METHODS"))
+
+    @property
+    def uses_cookies(self) -> bool:
+        return "cookies" in self.token_locations
 
     @property
     def permissions_claim(self) -> str:

@@ -7,10 +7,11 @@ unique ``jti`` and, when configured, ``iss`` and ``aud``.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Union
 
 from . import permissions as authz
 from .config import TYPE_CLAIM, config, seconds
@@ -126,16 +127,25 @@ def default_encode_handler(identity: Any) -> TokenStr:
     return sign(_payload(identity), app_state().jwt.jwt_headers_callback(identity))
 
 
-def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Optional[TokenStr]]:
+class Login(NamedTuple):
+    access: TokenStr
+    refresh: Optional[TokenStr]
+    csrf: Optional[str]
+
+
+def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
     """The access token (fresh) and, when asked, refresh token of a new login.
 
     Both come from the app's payload handler, so a refresh token carries the
     same claims as the login's access token and refreshing never widens them.
-    A custom ``jwt_encode_handler`` makes the access token on its own.
+    A custom ``jwt_encode_handler`` makes the access token on its own. With
+    cookies on, the session gets a CSRF value bound into its tokens.
     """
     jwt = app_state().jwt
     now = time.time()
     session = session_claims(now)
+    if config.uses_cookies:
+        session["csrf"] = secrets.token_urlsafe(24)
     headers = jwt.jwt_headers_callback(identity)
     granted = authz.of_identity(identity, jwt.permissions_callback)
     if jwt.jwt_encode_callback is default_encode_handler:
@@ -150,11 +160,12 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Tuple[TokenStr, Option
         if granted is not None:
             payload[config.permissions_claim] = authz.as_claim(granted)
         access = as_token(jwt.jwt_encode_callback(identity))
+    csrf = session.get("csrf")
     if not with_refresh:
-        return access, None
+        return Login(access, None, csrf)
     carried = {k: v for k, v in payload.items() if k not in FRESH_CLAIMS}
     refresh = sign(refresh_claims(carried, session, now), headers)
-    return access, refresh
+    return Login(access, refresh, csrf)
 
 
 def refresh_claims(carried: Mapping[str, Any], session: Mapping[str, Any], now: float) -> Dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Flask-JWT's ``request_handler`` contract: return the token string, ``None``
 when the request carries none, or raise :class:`JWTError` for a malformed
-``Authorization`` header.
+``Authorization`` header. ``JWT_TOKEN_LOCATION`` says where to look, in
+order: ``"headers"`` (the default), ``"cookies"``, ``"query_string"``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from flask import request
 from .config import config
 from .errors import JWTError
 
+#: Set in the request's environ when the token came from a cookie, so that
+#: verification knows to ask for the CSRF header.
+FROM_COOKIE_KEY = "flask_tokenauth.from_cookie"
+
 
 def _header_error(description: str, oauth_error: Optional[str]) -> JWTError:
     # The WWW-Authenticate challenge is added where the route's realm is known.
@@ -22,7 +27,7 @@ def _header_error(description: str, oauth_error: Optional[str]) -> JWTError:
     return error
 
 
-def default_request_handler() -> Optional[str]:
+def token_from_header() -> Optional[str]:
     """The token from ``Authorization: <JWT_AUTH_HEADER_PREFIX> <token>``."""
     value = request.headers.get("Authorization")
     if not value:
@@ -41,3 +46,47 @@ def default_request_handler() -> Optional[str]:
     if len(parts) > 2:
         raise _header_error("Token contains spaces", "invalid_request")
     return parts[1]
+
+
+def _from_cookie(name: str) -> Optional[str]:
+    token = request.cookies.get(name)
+    if token:
+        request.environ[FROM_COOKIE_KEY] = True
+        return token
+    return None
+
+
+def _find(cookie_name: str, *, query: bool) -> Optional[str]:
+    for location in config.token_locations:
+        if location == "headers":
+            token = token_from_header()
+        elif location == "cookies":
+            token = _from_cookie(cookie_name)
+        elif location == "query_string" and query:
+            token = request.args.get(config.query_string_name) or None
+        else:
+            continue
+        if token is not None:
+            return token
+    return None
+
+
+def default_request_handler() -> Optional[str]:
+    """The request's access token, from the configured locations in order."""
+    if config.token_locations == ("headers",):
+        return token_from_header()
+    return _find(config.access_cookie_name, query=True)
+
+
+def refresh_token_from_request() -> Optional[str]:
+    """The refresh token from the header or the refresh cookie, as configured
+    (the refresh route also reads JSON ``{"refresh_token": ...}``)."""
+    return _find(config.refresh_cookie_name, query=False)
+
+
+def came_from_cookie() -> bool:
+    return bool(request.environ.get(FROM_COOKIE_KEY))
+
+
+def csrf_header() -> Optional[str]:
+    return request.headers.get(config.csrf_header_name)

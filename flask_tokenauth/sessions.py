@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 from .config import TYPE_CLAIM, config
-from .issuing import FRESH_CLAIMS, TokenStr, as_token, base_claims, refresh_claims, sign
+from .cookies import check_csrf
+from .issuing import FRESH_CLAIMS, Login, as_token, base_claims, refresh_claims, sign
 from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed
 from .state import app_state
 from .store import StoreError
@@ -24,12 +25,13 @@ from .verifying import identify, invalid, verify_token
 logger = logging.getLogger("flask_tokenauth")
 
 
-def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
+def rotate(refresh_token: str) -> Login:
     """Spend ``refresh_token``; a new (non-fresh) access token and its successor."""
     state = app_state()
     claims = verify_token(state, refresh_token)
     if claims.get(TYPE_CLAIM) != "refresh":
         raise invalid("Invalid token", "Only refresh tokens are accepted here")
+    check_csrf(claims)
     check_not_revoked(state, claims)
     identify(state, claims)  # the user must still exist
 
@@ -60,13 +62,11 @@ def rotate(refresh_token: str) -> Tuple[TokenStr, TokenStr]:
     except StoreError as exc:
         raise store_failed(exc) from exc
     if current is None:
-        return access, successor
+        return Login(access, successor, claims.get("csrf"))
     return _reused(claims, presented, current, now, grace)
 
 
-def _reused(
-    claims: Dict[str, Any], presented: str, current: str, now: float, grace: float
-) -> Tuple[TokenStr, TokenStr]:
+def _reused(claims: Dict[str, Any], presented: str, current: str, now: float, grace: float) -> Login:
     try:
         last = json.loads(current) if current else {}
     except ValueError:
@@ -77,7 +77,7 @@ def _reused(
         and "access" in last
         and now - float(last.get("at", 0)) <= grace
     ):
-        return as_token(last["access"]), as_token(last["refresh"])
+        return Login(as_token(last["access"]), as_token(last["refresh"]), claims.get("csrf"))
     revoke_family(claims)
     logger.warning("refresh token reuse detected: family revoked")
     raise revoked_error("Refresh token was already used; the session has been revoked")

@@ -20,6 +20,7 @@ from werkzeug.local import LocalProxy
 
 from .codec import InvalidTokenError
 from .config import TYPE_CLAIM, config
+from .cookies import check_csrf
 from .errors import JWTError
 from .permissions import require as require_permissions
 from .revocation import check_not_revoked
@@ -143,6 +144,7 @@ def verify_jwt_in_request(
         claims = verify_token(state, token)
         if claims.get(TYPE_CLAIM, "access") != "access":
             raise invalid("Invalid token", "Only access tokens are accepted here")
+        check_csrf(claims)
         check_not_revoked(state, claims)
         identity = identify(state, claims)
         if fresh and claims.get("fresh") is not True:

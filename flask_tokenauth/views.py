@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Tuple
+from typing import Any, Dict, Tuple
 
 from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from . import revocation, sessions
 from .config import config
+from .cookies import clear_session_cookies, set_session_cookies
 from .errors import ConfigurationError, JWTError
-from .issuing import login_tokens
+from .issuing import Login, login_tokens
+from .reader import default_request_handler, refresh_token_from_request
 from .state import app_state
 from .verifying import challenge, verify_jwt_in_request
 
@@ -98,19 +100,37 @@ def default_auth_request_handler() -> Any:
     if not identity:
         logger.info("login refused: invalid credentials")
         raise _bad_credentials()
-    access_token, refresh_token = login_tokens(identity, with_refresh=bool(config.refresh_url_rule))
-    answer = jwt.auth_response_callback(access_token, identity)
-    if refresh_token is None:
+    login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule))
+    answer = jwt.auth_response_callback(login.access, identity)
+    if login.refresh is None and login.csrf is None:
         return answer
-    response = current_app.make_response(answer)
+    return _deliver(current_app.make_response(answer), login)
+
+
+def _deliver(response: Response, login: Login) -> Response:
+    """Add the refresh token and CSRF value to a JSON answer, and set cookies
+    when tokens travel in cookies."""
+    extra: Dict[str, str] = {}
+    if login.refresh is not None and not _cookies_only():
+        extra["refresh_token"] = str(login.refresh)
+    if login.csrf is not None:
+        extra["csrf_token"] = login.csrf
     body = response.get_json(silent=True) if response.is_json else None
-    if isinstance(body, dict) and "refresh_token" not in body:
-        body["refresh_token"] = str(refresh_token)
-        response.set_data(json.dumps(body))
+    if isinstance(body, dict) and extra:
+        response.set_data(json.dumps({**extra, **body}))
+    if config.uses_cookies:
+        set_session_cookies(response, login.access, login.refresh, login.csrf)
     return response
 
 
+def _cookies_only() -> bool:
+    """Tokens travel only in HttpOnly cookies: keep them out of answer bodies."""
+    return config.token_locations == ("cookies",)
+
+
 def default_auth_response_handler(access_token: Any, identity: Any) -> Any:
+    if _cookies_only():
+        return jsonify({})
     return jsonify({"access_token": access_token.decode("utf-8")})
 
 
@@ -118,27 +138,34 @@ def refresh_view() -> Response:
     """``POST <JWT_REFRESH_URL_RULE>``: spend a refresh token, answer its successors.
 
     The refresh token comes in the ``Authorization`` header (with the
-    configured prefix) or as JSON ``{"refresh_token": ...}``.
+    configured prefix), the refresh cookie, or JSON ``{"refresh_token": ...}``.
     """
     jwt = app_state().jwt
     try:
-        token = jwt.request_callback()
+        if jwt.request_callback is default_request_handler:
+            token = refresh_token_from_request()
+        else:
+            token = jwt.request_callback()
         if token is None and request.content_length:
             token = read_json_object().get("refresh_token")
         if not isinstance(token, str) or not token:
             raise JWTError("Authorization Required", "Request does not contain a refresh token")
-        access, refresh = sessions.rotate(token)
+        login = sessions.rotate(token)
     except JWTError as error:
         raise challenge(error, config.realm) from None
-    return no_store(jsonify(access_token=str(access), refresh_token=str(refresh)))
+    body = {} if _cookies_only() else {"access_token": str(login.access)}
+    response = no_store(jsonify(body))
+    return _deliver(response, login)
 
 
 def logout_view() -> Response:
-    """``POST <JWT_LOGOUT_URL_RULE>``: revoke the presented access token and its family."""
+    """``POST <JWT_LOGOUT_URL_RULE>``: revoke the presented access token and its
+    family, and clear the token cookies."""
     claims = verify_jwt_in_request()
     if claims is not None:
         revocation.revoke_claims(claims)
-    return no_store(jsonify(message="Logged out"))
+    response = no_store(jsonify(message="Logged out"))
+    return clear_session_cookies(response) if config.uses_cookies else response
 
 
 def no_store(response: Response) -> Response:
