@@ -1,35 +1,26 @@
-"""The only module that talks to PyJWT: keys, signing and signature checks.
+"""Signing and verifying tokens with PyJWT, and choosing the key for each.
 
-Keys are prepared once per configuration (parsing a PEM per request would cost
-more than the signature check), the accepted algorithm always comes from the
-configuration, and a key that does not fit the algorithm is refused when the
-keys are prepared, with a message naming the mistake.
+The accepted algorithm always comes from the configured key, never from the
+token; with several keys (``JWT_KEYS``, ``JWT_JWKS_URL``) the token's ``kid``
+only selects among configured keys. ``jku``, ``x5u``, ``jwk`` and ``x5c``
+headers are never used to find a key.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import jwt as _pyjwt
-from jwt.algorithms import get_default_algorithms
 
 from .errors import ConfigurationError
-
-logger = logging.getLogger("flask_tokenauth")
+from .keys import SYMMETRIC, Key, RemoteKeys, keys_from_config, make_key, public_jwks
 
 #: Raised by PyJWT (and by custom decode handlers) for a token that must be refused.
 InvalidTokenError = _pyjwt.InvalidTokenError
 
-_SYMMETRIC = ("HS256", "HS384", "HS512")
-_ASYMMETRIC = (
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "ES256", "ES256K", "ES384", "ES512", "EdDSA", "Ed25519",
-)
-
 
 class Keyring:
-    """The prepared signing and verifying keys for one algorithm."""
+    """The prepared keys of one configuration: which signs, which verify."""
 
     def __init__(
         self,
@@ -37,82 +28,83 @@ class Keyring:
         secret: Any = None,
         private_key: Any = None,
         public_key: Any = None,
+        *,
+        keys: Any = None,
+        jwks_url: Optional[str] = None,
+        jwks_timeout: float = 5.0,
+        jwks_refresh_interval: float = 60.0,
     ) -> None:
-        if not isinstance(algorithm, str) or algorithm.lower() == "none":
-            raise ConfigurationError(
-                "JWT_ALGORITHM %r is not allowed: name a signing algorithm such as "
-                "HS256, RS256 or ES256" % (algorithm,)
-            )
-        algorithms = get_default_algorithms()
-        if algorithm not in algorithms:
-            hint = (
-                " (asymmetric algorithms need the 'cryptography' package: "
-                "pip install flask-tokenauth[crypto])"
-                if algorithm in _ASYMMETRIC
-                else ""
-            )
-            raise ConfigurationError("JWT_ALGORITHM %r is not supported%s" % (algorithm, hint))
         self.algorithm = algorithm
-        self.algorithms: List[str] = [algorithm]
-        impl = algorithms[algorithm]
-        if algorithm in _SYMMETRIC:
-            if secret is None or secret == "" or secret == b"":
-                self.signing_key = self.verifying_key = None
-                return
-            if not isinstance(secret, (str, bytes)):
-                raise ConfigurationError("JWT_SECRET_KEY (or SECRET_KEY) must be a str or bytes")
-            key = _prepare(impl, secret, algorithm, "JWT_SECRET_KEY (or SECRET_KEY)")
-            message = impl.check_key_length(key)
-            if message:
-                logger.warning("weak JWT_SECRET_KEY: %s", message)
-            self.signing_key = self.verifying_key = key
+        if keys:
+            self.keys: List[Key] = keys_from_config(keys, algorithm)
         else:
-            self.signing_key = (
-                None if private_key is None
-                else _prepare(impl, private_key, algorithm, "JWT_PRIVATE_KEY")
+            single = make_key(algorithm, secret=secret, private_key=private_key, public_key=public_key)
+            self.keys = [single] if (single.signing or single.verifying or not jwks_url) else []
+        self.current: Optional[Key] = self.keys[0] if self.keys else None
+        self.by_kid: Dict[str, Key] = {k.kid: k for k in self.keys if k.kid}
+        self.remote = (
+            RemoteKeys(jwks_url, algorithm=algorithm, timeout=jwks_timeout, interval=jwks_refresh_interval)
+            if jwks_url
+            else None
+        )
+        # One local key and no key set: the token's header need not be read.
+        self.only = self.keys[0] if len(self.keys) == 1 and not self.by_kid and not self.remote else None
+
+    def _missing(self, which: str) -> ConfigurationError:
+        if self.algorithm in SYMMETRIC:
+            return ConfigurationError(
+                "No secret for %s tokens: set JWT_SECRET_KEY or SECRET_KEY" % self.algorithm
             )
-            if self.signing_key is not None and not hasattr(self.signing_key, "public_key"):
-                raise ConfigurationError(
-                    "JWT_PRIVATE_KEY holds a public key: %s needs the private key to sign" % algorithm
-                )
-            if public_key is not None:
-                self.verifying_key = _prepare(impl, public_key, algorithm, "JWT_PUBLIC_KEY")
-            elif self.signing_key is not None:
-                self.verifying_key = self.signing_key.public_key()
-            else:
-                self.verifying_key = None
-            if self.signing_key is not None and public_key is not None:
-                probe = b"flask-tokenauth key pair check"
-                if not impl.verify(probe, self.verifying_key, impl.sign(probe, self.signing_key)):
-                    raise ConfigurationError(
-                        "JWT_PUBLIC_KEY does not belong to JWT_PRIVATE_KEY"
-                    )
+        return ConfigurationError(
+            "No %s key for %s tokens: set %s (PEM)"
+            % (
+                "private" if which == "sign" else "public",
+                self.algorithm,
+                "JWT_PRIVATE_KEY" if which == "sign" else "JWT_PUBLIC_KEY or JWT_PRIVATE_KEY",
+            )
+        )
 
     def require(self, which: str) -> Any:
         """The signing or verifying key, or a clear error when none is configured."""
-        key = self.signing_key if which == "sign" else self.verifying_key
-        if key is None:
-            if self.algorithm in _SYMMETRIC:
-                raise ConfigurationError(
-                    "No secret for %s tokens: set JWT_SECRET_KEY or SECRET_KEY" % self.algorithm
-                )
-            raise ConfigurationError(
-                "No %s key for %s tokens: set %s (PEM)"
-                % (
-                    "private" if which == "sign" else "public",
-                    self.algorithm,
-                    "JWT_PRIVATE_KEY" if which == "sign" else "JWT_PUBLIC_KEY or JWT_PRIVATE_KEY",
-                )
-            )
+        key = self.current
+        found = None if key is None else (key.signing if which == "sign" else key.verifying)
+        if found is None:
+            raise self._missing(which)
+        return found
+
+    def jwks(self) -> Dict[str, Any]:
+        """The public JWK Set of the configured keys (private parts never included)."""
+        return public_jwks(self.keys)
+
+    def verifier(self, token: str) -> Key:
+        """The configured key that must have signed ``token``."""
+        if self.only is not None:
+            if self.only.verifying is None:
+                raise self._missing("verify")
+            return self.only
+        kid = _pyjwt.get_unverified_header(token).get("kid")
+        if kid is None:
+            if len(self.keys) == 1 and self.remote is None:
+                return self.keys[0]
+            raise InvalidTokenError("Token has no key id (kid)")
+        if not isinstance(kid, str):
+            raise InvalidTokenError("Key ID header parameter must be a string")
+        key = self.by_kid.get(kid)
+        if key is None and self.remote is not None:
+            key = self.remote.get(kid)
+        if key is None or key.verifying is None:
+            raise InvalidTokenError("Unknown key id")
         return key
 
     def encode(self, payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -> str:
-        if headers:
-            # The algorithm is the configuration's, whatever a headers handler says.
-            headers = {k: v for k, v in headers.items() if k != "alg"}
-        return _pyjwt.encode(
-            dict(payload), self.require("sign"), algorithm=self.algorithm, headers=headers or None
-        )
+        signing = self.require("sign")
+        key = self.current
+        assert key is not None
+        # The algorithm is the key's, whatever a headers handler says.
+        headers = {k: v for k, v in (headers or {}).items() if k != "alg"}
+        if key.kid:
+            headers["kid"] = key.kid
+        return _pyjwt.encode(dict(payload), signing, algorithm=key.algorithm, headers=headers or None)
 
     def decode(
         self,
@@ -135,26 +127,14 @@ class Keyring:
             "verify_iss": issuer is not None,
         }
         options["require"] = list(required_claims)
+        key = self.verifier(token)
         return _pyjwt.decode(
             token,
-            self.require("verify"),
-            algorithms=self.algorithms,
+            key.verifying,
+            algorithms=[key.algorithm],
             options=options,  # type: ignore[arg-type]
             leeway=leeway,
             issuer=issuer,
             audience=audience,
         )
 
-
-def _prepare(impl: Any, key: Any, algorithm: str, name: str) -> Any:
-    try:
-        return impl.prepare_key(key)
-    except Exception as exc:  # PyJWT and cryptography raise several kinds here
-        raise ConfigurationError(
-            "%s does not fit JWT_ALGORITHM %s: %s" % (name, algorithm, exc)
-        ) from exc
-
-
-def unverified_header(token: str) -> Dict[str, Any]:
-    """The token's header, for diagnostics only (never to choose a key)."""
-    return _pyjwt.get_unverified_header(token)

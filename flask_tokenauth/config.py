@@ -39,6 +39,12 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_MAX_TOKEN_BYTES": 8192,
     "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
     "JWT_PERMISSIONS_CLAIM": "permissions",
+    # --- several keys, published or fetched as JWK Sets ---
+    "JWT_KEYS": None,
+    "JWT_JWKS_URL_RULE": None,
+    "JWT_JWKS_URL": None,
+    "JWT_JWKS_TIMEOUT": 5.0,
+    "JWT_JWKS_REFRESH_INTERVAL": 60.0,
     # --- where tokens travel ---
     "JWT_TOKEN_LOCATION": ["headers"],
     "JWT_QUERY_STRING_NAME": "jwt",
@@ -237,6 +243,10 @@ class Config:
             _hashable(get("JWT_REQUIRED_CLAIMS", DEFAULTS["JWT_REQUIRED_CLAIMS"])),
             get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]),
             get("JWT_VERIFIED_TOKEN_CACHE_SIZE", DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]),
+            get("JWT_KEYS"),
+            get("JWT_JWKS_URL"),
+            get("JWT_JWKS_TIMEOUT"),
+            get("JWT_JWKS_REFRESH_INTERVAL"),
         )
 
 

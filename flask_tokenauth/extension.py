@@ -69,12 +69,13 @@ class JWT:
             options.setdefault("endpoint", app.config.get("JWT_AUTH_ENDPOINT") or "jwt")
             app.add_url_rule(rule, **options)
 
-        for key, view, endpoint in (
-            ("JWT_REFRESH_URL_RULE", views.refresh_view, "jwt_refresh"),
-            ("JWT_LOGOUT_URL_RULE", views.logout_view, "jwt_logout"),
+        for key, view, endpoint, method in (
+            ("JWT_REFRESH_URL_RULE", views.refresh_view, "jwt_refresh", "POST"),
+            ("JWT_LOGOUT_URL_RULE", views.logout_view, "jwt_logout", "POST"),
+            ("JWT_JWKS_URL_RULE", views.jwks_view, "jwt_jwks", "GET"),
         ):
             if app.config.get(key):
-                app.add_url_rule(app.config[key], endpoint, view, methods=["POST"])
+                app.add_url_rule(app.config[key], endpoint, view, methods=[method])
 
         app.register_error_handler(JWTError, render_error)
 

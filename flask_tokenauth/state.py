@@ -52,6 +52,12 @@ class AppState:
                 secret=settings[1] if settings[1] is not None else settings[2],
                 private_key=conf.get("JWT_PRIVATE_KEY"),
                 public_key=conf.get("JWT_PUBLIC_KEY"),
+                keys=conf.get("JWT_KEYS"),
+                jwks_url=conf.get("JWT_JWKS_URL"),
+                jwks_timeout=seconds(conf.get("JWT_JWKS_TIMEOUT", DEFAULTS["JWT_JWKS_TIMEOUT"])),
+                jwks_refresh_interval=seconds(
+                    conf.get("JWT_JWKS_REFRESH_INTERVAL", DEFAULTS["JWT_JWKS_REFRESH_INTERVAL"])
+                ),
             )
             self.verified = {}
             self.cache_size = int(

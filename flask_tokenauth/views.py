@@ -168,6 +168,13 @@ def logout_view() -> Response:
     return clear_session_cookies(response) if config.uses_cookies else response
 
 
+def jwks_view() -> Response:
+    """``GET <JWT_JWKS_URL_RULE>``: the public keys, as a JWK Set."""
+    response = jsonify(app_state().keyring().jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 def no_store(response: Response) -> Response:
     """Token answers must not be cached (RFC 6749 section 5.1)."""
     response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,254 @@
+"""Key material: one key from ``JWT_SECRET_KEY``/``JWT_PRIVATE_KEY``/
+``JWT_PUBLIC_KEY``, several named keys from ``JWT_KEYS``, an outside
+issuer's keys from ``JWT_JWKS_URL``, and the public JWK Set we publish.
+
+Every key is prepared once (PEM parsing is slow) and checked against its
+algorithm when the configuration is read, so a key that cannot work is a
+:class:`ConfigurationError` naming the setting, never a 500 per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+
+import jwt as _pyjwt
+from jwt.algorithms import get_default_algorithms
+
+from .errors import ConfigurationError, JWTError
+
+logger = logging.getLogger("flask_tokenauth")
+
+SYMMETRIC = ("HS256", "HS384", "HS512")
+ASYMMETRIC = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES256K", "ES384", "ES512", "EdDSA", "Ed25519",
+)
+
+
+class Key(NamedTuple):
+    """A prepared key: ``signing`` is ``None`` for a verify-only key."""
+
+    kid: Optional[str]
+    algorithm: str
+    signing: Any
+    verifying: Any
+
+
+def algorithm_impl(algorithm: Any, setting: str = "JWT_ALGORITHM") -> Any:
+    if not isinstance(algorithm, str) or algorithm.lower() == "none":
+        raise ConfigurationError(
+            "%s %r is not allowed: name a signing algorithm such as HS256, RS256 or ES256"
+            % (setting, algorithm)
+        )
+    algorithms = get_default_algorithms()
+    if algorithm not in algorithms:
+        hint = (
+            " (asymmetric algorithms need the 'cryptography' package: "
+            "pip install flask-tokenauth[crypto])"
+            if algorithm in ASYMMETRIC
+            else ""
+        )
+        raise ConfigurationError("%s %r is not supported%s" % (setting, algorithm, hint))
+    return algorithms[algorithm]
+
+
+def _prepare(impl: Any, key: Any, algorithm: str, name: str) -> Any:
+    try:
+        return impl.prepare_key(key)
+    except Exception as exc:  # PyJWT and cryptography raise several kinds here
+        raise ConfigurationError("%s does not fit algorithm %s: %s" % (name, algorithm, exc)) from exc
+
+
+def make_key(
+    algorithm: str,
+    *,
+    kid: Optional[str] = None,
+    secret: Any = None,
+    private_key: Any = None,
+    public_key: Any = None,
+    where: str = "",
+) -> Key:
+    """Prepare one key for ``algorithm`` from a secret or PEM/JWK material."""
+    impl = algorithm_impl(algorithm, "algorithm of %s" % where if where else "JWT_ALGORITHM")
+    names: Tuple[str, ...] = ("JWT_SECRET_KEY (or SECRET_KEY)", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY")
+    if where:
+        names = tuple("%s of %s" % (part, where) for part in ("secret", "private_key", "public_key"))
+    if algorithm in SYMMETRIC:
+        if secret is None or secret == "" or secret == b"":
+            return Key(kid, algorithm, None, None)
+        if not isinstance(secret, (str, bytes)):
+            raise ConfigurationError("%s must be a str or bytes" % names[0])
+        prepared = _prepare(impl, secret, algorithm, names[0])
+        message = impl.check_key_length(prepared)
+        if message:
+            logger.warning("weak HMAC secret: %s", message)
+        return Key(kid, algorithm, prepared, prepared)
+    signing = None if private_key is None else _prepare(impl, private_key, algorithm, names[1])
+    if signing is not None and not hasattr(signing, "public_key"):
+        raise ConfigurationError(
+            "%s holds a public key: %s needs the private key to sign" % (names[1], algorithm)
+        )
+    if public_key is not None:
+        verifying = _prepare(impl, public_key, algorithm, names[2])
+        if hasattr(verifying, "public_key"):
+            verifying = verifying.public_key()
+    elif signing is not None:
+        verifying = signing.public_key()
+    else:
+        verifying = None
+    if signing is not None and public_key is not None:
+        probe = b"flask-tokenauth key pair check"
+        if not impl.verify(probe, verifying, impl.sign(probe, signing)):
+            raise ConfigurationError("%s does not belong to %s" % (names[2], names[1]))
+    return Key(kid, algorithm, signing, verifying)
+
+
+def keys_from_config(spec: Any, default_algorithm: str) -> List[Key]:
+    """``JWT_KEYS``: a list of ``{"kid", "alg"?, "private_key"?, "public_key"?,
+    "secret"?}`` entries, or a JWK Set (a dict with ``"keys"``, or its JSON).
+    The first entry is the current key: it signs new tokens."""
+    if isinstance(spec, (str, bytes)):
+        try:
+            spec = json.loads(spec)
+        except ValueError as exc:
+            raise ConfigurationError("JWT_KEYS is a string but not a JWK Set in JSON") from exc
+    if isinstance(spec, Mapping) and "keys" in spec:
+        found = [_from_jwk(jwk, default_algorithm, i) for i, jwk in enumerate(spec["keys"])]
+    elif isinstance(spec, (list, tuple)):
+        found = [_from_entry(entry, default_algorithm, i) for i, entry in enumerate(spec)]
+    else:
+        raise ConfigurationError("JWT_KEYS must be a list of key entries or a JWK Set")
+    if not found:
+        raise ConfigurationError("JWT_KEYS is empty")
+    kids = [key.kid for key in found]
+    if None in kids or "" in kids or len(set(kids)) != len(kids):
+        raise ConfigurationError("every key in JWT_KEYS needs its own non-empty 'kid'")
+    return found
+
+
+def _from_entry(entry: Any, default_algorithm: str, index: int) -> Key:
+    if not isinstance(entry, Mapping):
+        raise ConfigurationError("JWT_KEYS[%d] must be a dict" % index)
+    unknown = set(entry) - {"kid", "alg", "private_key", "public_key", "secret"}
+    if unknown:
+        raise ConfigurationError("JWT_KEYS[%d] has unknown fields: %s" % (index, ", ".join(sorted(unknown))))
+    kid = entry.get("kid")
+    return make_key(
+        entry.get("alg") or default_algorithm,
+        kid=kid,
+        secret=entry.get("secret"),
+        private_key=entry.get("private_key"),
+        public_key=entry.get("public_key"),
+        where="JWT_KEYS[%d] (kid %r)" % (index, kid),
+    )
+
+
+def _from_jwk(jwk: Any, default_algorithm: str, index: int) -> Key:
+    where = "JWT_KEYS JWK #%d" % index
+    if not isinstance(jwk, Mapping):
+        raise ConfigurationError("%s must be a JSON object" % where)
+    algorithm = jwk.get("alg") or default_algorithm
+    algorithm_impl(algorithm, "algorithm of %s" % where)
+    try:
+        key = _pyjwt.PyJWK(dict(jwk), algorithm=algorithm).key
+    except Exception as exc:
+        raise ConfigurationError("%s cannot be used: %s" % (where, exc)) from exc
+    kid = jwk.get("kid")
+    if algorithm in SYMMETRIC:
+        return make_key(algorithm, kid=kid, secret=key, where=where)
+    if hasattr(key, "public_key"):
+        return make_key(algorithm, kid=kid, private_key=key, where=where)
+    return make_key(algorithm, kid=kid, public_key=key, where=where)
+
+
+def public_jwks(keys: List[Key]) -> Dict[str, Any]:
+    """The JWK Set of the asymmetric keys' public halves (no secret ever)."""
+    out = []
+    for key in keys:
+        if key.algorithm in SYMMETRIC or key.verifying is None:
+            continue
+        jwk = get_default_algorithms()[key.algorithm].to_jwk(key.verifying, as_dict=True)
+        jwk = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "k")}
+        jwk.update(kid=key.kid, alg=key.algorithm, use="sig")
+        out.append(jwk)
+    return {"keys": out}
+
+
+class RemoteKeys:
+    """An outside issuer's keys from its JWKS URL: fetched with a timeout,
+    cached, and fetched again for an unknown ``kid`` at most once per interval."""
+
+    def __init__(self, url: str, *, algorithm: str, timeout: float, interval: float) -> None:
+        self.client = _pyjwt.PyJWKClient(
+            url, cache_jwk_set=True, lifespan=max(interval, 1.0), timeout=timeout
+        )
+        self.algorithm = algorithm
+        self.interval = interval
+        self._keys: Dict[str, Key] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, kid: str) -> Optional[Key]:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= self.interval:
+                self._fetch()
+            return self._keys.get(kid)
+
+    def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            jwks = self.client.get_signing_keys(refresh=True)
+        except _pyjwt.PyJWKClientConnectionError as exc:
+            logger.error("JWKS URL unreachable: %s", exc)
+            raise JWTError(
+                "Service Unavailable", "The issuer's key set cannot be fetched; try again shortly",
+                503, {"Retry-After": "5"},
+            ) from exc
+        except _pyjwt.PyJWKClientError as exc:
+            logger.error("JWKS URL answered no usable keys: %s", exc)
+            return
+        keys: Dict[str, Key] = {}
+        for jwk in jwks:
+            algorithm = jwk.algorithm_name or self.algorithm
+            if algorithm in SYMMETRIC or algorithm not in get_default_algorithms():
+                continue  # an outside issuer's symmetric key is never trusted
+            if jwk.key_id:
+                keys[jwk.key_id] = Key(jwk.key_id, algorithm, None, jwk.key)
+        self._keys = keys
+
+
+def generate(algorithm: str) -> Tuple[str, str, Optional[str]]:
+    """A new key for ``algorithm``: ``(kid, private PEM or secret, public PEM)``."""
+    import secrets
+
+    algorithm_impl(algorithm, "--alg")
+    kid = "%s-%s" % (time.strftime("%Y%m%d"), uuid.uuid4().hex[:8])
+    if algorithm in SYMMETRIC:
+        return kid, secrets.token_urlsafe(64), None
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    if algorithm.startswith(("RS", "PS")):
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    elif algorithm in ("EdDSA", "Ed25519"):
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        curves: Dict[str, Any] = {
+            "ES256": ec.SECP256R1, "ES256K": ec.SECP256K1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1,
+        }
+        private = ec.generate_private_key(curves[algorithm]())
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+    return kid, private_pem, public_pem
