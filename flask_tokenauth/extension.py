@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Un
 from flask import Flask
 
 from . import issuing, revocation, verifying, views
+from .cli import cli
 from .config import DEFAULTS
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
@@ -78,6 +79,7 @@ class JWT:
                 app.add_url_rule(app.config[key], endpoint, view, methods=[method])
 
         app.register_error_handler(JWTError, render_error)
+        app.cli.add_command(cli)
 
     # --- Flask-JWT's handler decorators -----------------------------------
 
