@@ -16,9 +16,15 @@ Try it with curl::
     TOKEN=...   # the access_token value from step 1
     curl -s http://127.0.0.1:5000/whoami -H "Authorization: JWT $TOKEN"
 
+    # 3. a model prediction that needs the "predict" permission: alice has it,
+    #    bob does not (he gets 403 Forbidden)
+    curl -s -X POST http://127.0.0.1:5000/predict -H "Authorization: JWT $TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"features": [1.0, 2.0, 3.0]}'
+
 Routes: GET /public (anyone), GET /private and GET /whoami (token needed),
-all Flask-RESTful resources, and GET /hello, the same check on a plain Flask
-view. Users: alice/wonderland and bob/builder. Tokens live 5 minutes
+POST /predict (token with the "predict" permission), all Flask-RESTful
+resources, and GET /hello, the same check on a plain Flask view. Users:
+alice/wonderland (may predict) and bob/builder. Tokens live 5 minutes
 (JWT_EXPIRATION_DELTA).
 """
 
@@ -26,9 +32,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -36,14 +42,16 @@ from flask_tokenauth import JWT, current_identity, jwt_required
 
 
 class User:
-    def __init__(self, id: int, username: str, password: str) -> None:
+    def __init__(self, id: int, username: str, password: str, permissions: Tuple[str, ...] = ()) -> None:
         self.id = id  # what goes into the token's "identity" claim
         self.username = username
+        # Put into the token at login; jwt_required(permissions=[...]) checks them.
+        self.permissions = list(permissions)
         # Only a salted hash is kept, never the password itself.
         self.password_hash = generate_password_hash(password)
 
 
-USERS = [User(1, "alice", "wonderland"), User(2, "bob", "builder")]
+USERS = [User(1, "alice", "wonderland", ("predict",)), User(2, "bob", "builder")]
 USERS_BY_NAME = {user.username: user for user in USERS}
 USERS_BY_ID = {user.id: user for user in USERS}
 
@@ -87,6 +95,20 @@ class WhoAmI(Resource):
         return {"id": current_identity.id, "username": current_identity.username}
 
 
+class Predict(Resource):
+    # A valid token without the "predict" permission gets 403, not 401.
+    method_decorators = [jwt_required(permissions=["predict"])]
+
+    def post(self):
+        body = request.get_json(silent=True)
+        features = body.get("features") if isinstance(body, dict) else None
+        if not isinstance(features, list) or not all(isinstance(x, (int, float)) for x in features):
+            return {"message": 'Send {"features": [numbers]}'}, 400
+        # A stand-in for a real model: the mean of the features.
+        score = sum(features) / len(features) if features else 0.0
+        return {"prediction": score, "model": "mean-v1", "user": current_identity.username}
+
+
 def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     """Build the app; ``config`` overrides settings (tests use it)."""
     app = Flask(__name__)
@@ -102,6 +124,7 @@ def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     api.add_resource(Public, "/public")
     api.add_resource(Private, "/private")
     api.add_resource(WhoAmI, "/whoami")
+    api.add_resource(Predict, "/predict")
 
     # The same protection on a plain Flask view, for comparison.
     @app.route("/hello")

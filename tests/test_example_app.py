@@ -146,3 +146,31 @@ def test_runs_as_a_script_and_serves_over_http(tmp_path):
     output = log_path.read_text()
     assert "Serving on http://127.0.0.1:%d" % port in output
     assert "no SECRET_KEY set" not in output  # it came from the environment
+
+
+def test_predict_needs_the_predict_permission():
+    import example_app
+
+    app = example_app.create_app({"SECRET_KEY": "example-test-secret-long-enough-for-hs256-use"})
+    client = app.test_client()
+
+    def token(username: str, password: str) -> str:
+        answer = client.post("/auth", json={"username": username, "password": password})
+        return answer.get_json()["access_token"]
+
+    alice, bob = token("alice", "wonderland"), token("bob", "builder")
+    body = {"features": [1.0, 2.0, 3.0]}
+    ok = client.post("/predict", json=body, headers={"Authorization": "JWT " + alice})
+    assert ok.status_code == 200
+    assert ok.get_json() == {"prediction": 2.0, "model": "mean-v1", "user": "alice"}
+    refused = client.post("/predict", json=body, headers={"Authorization": "JWT " + bob})
+    assert refused.status_code == 403
+    assert refused.get_json() == {
+        "status_code": 403,
+        "error": "Forbidden",
+        "description": "Missing permission: predict",
+    }
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert client.post("/predict", json=body).status_code == 401
+    bad = client.post("/predict", json={"features": "x"}, headers={"Authorization": "JWT " + alice})
+    assert bad.status_code == 400
