@@ -111,7 +111,11 @@ def sign(payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -
     sub = claims.get("sub")
     if sub is not None and not isinstance(sub, str):
         claims["sub"] = str(sub)  # RFC 7519: sub is a string (and PyJWT checks it)
-    return as_token(app_state().keyring().encode(claims, headers))
+    state = app_state()
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if isinstance(exp, (int, float)) and isinstance(iat, (int, float)):
+        state.note_lifetime(exp - iat)
+    return as_token(state.keyring().encode(claims, headers))
 
 
 def _payload(identity: Any) -> Dict[str, Any]:
@@ -153,8 +157,13 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
         if granted is not None:
             payload.setdefault(config.permissions_claim, authz.as_claim(granted))
         # The payload handler's own claims (even a "fresh" of its own) are kept;
-        # the session and the token type are the extension's.
-        access = sign({"fresh": True, **payload, **session, TYPE_CLAIM: "access"}, headers)
+        # the session and the token type are the extension's, and no token of
+        # the session outlives its max age.
+        claims = {"fresh": True, **payload, **session, TYPE_CLAIM: "access"}
+        session_end = int(now + config.session_max_age)
+        if isinstance(claims.get("exp"), (int, float)) and claims["exp"] > session_end:
+            claims["exp"] = session_end
+        access = sign(claims, headers)
     else:
         payload = {config.identity_claim: identity_claim_value(identity)}
         if granted is not None:
@@ -168,14 +177,16 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
     return Login(access, refresh, csrf)
 
 
-def refresh_claims(carried: Mapping[str, Any], session: Mapping[str, Any], now: float) -> Dict[str, Any]:
+def refresh_claims(
+    carried: Mapping[str, Any], session: Mapping[str, Any], now: float, lifetime: Any = None
+) -> Dict[str, Any]:
     """Claims of a refresh token; it never outlives the session's max age."""
     claims = dict(carried)
     claims.update(session)
     claims.update(
         base_claims(
             carried.get(config.identity_claim),
-            config.refresh_expiration_delta,
+            config.refresh_expiration_delta if lifetime is None else lifetime,
             now=now,
             lifetime_cap=session["auth_time"] + config.session_max_age,
         )
@@ -220,7 +231,5 @@ def create_refresh_token(
     carried[config.identity_claim] = identity_claim_value(identity)
     if permissions is not None:
         carried[config.permissions_claim] = authz.as_claim(permissions)
-    payload = refresh_claims(carried, session_claims(now), now)
-    if expires_delta is not None:
-        payload["exp"] = int(now + seconds(expires_delta))
+    payload = refresh_claims(carried, session_claims(now), now, lifetime=expires_delta)
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))

@@ -69,7 +69,7 @@ def check_not_revoked(state: AppState, claims: Dict[str, Any]) -> None:
 
 def _remaining(until: Optional[float], now: float) -> float:
     """Seconds an entry must live to outlast a token expiring at ``until``."""
-    fallback = config.longest_lifetime
+    fallback = max(config.longest_lifetime, app_state().longest_issued + config.leeway)
     if not isinstance(until, (int, float)):
         return fallback
     return max(1.0, until - now + config.leeway)
@@ -77,11 +77,12 @@ def _remaining(until: Optional[float], now: float) -> float:
 
 def family_end(claims: Dict[str, Any]) -> Optional[float]:
     """When the last token of the claims' family expires at the latest."""
+    ends = [claims.get("exp")]
     auth_time = claims.get("auth_time")
     if isinstance(auth_time, (int, float)):
-        return auth_time + config.session_max_age
-    exp = claims.get("exp")
-    return exp if isinstance(exp, (int, float)) else None
+        ends.append(auth_time + config.session_max_age)
+    numbers = [end for end in ends if isinstance(end, (int, float))]
+    return max(numbers) if numbers else None
 
 
 def revoke_claims(claims: Dict[str, Any], *, family: bool = True) -> None:
@@ -115,6 +116,8 @@ def revoke_identity(identity_value: Any) -> None:
     if key is None:
         raise ValueError("revoke_identity needs an identity, not None")
     try:
-        app_state().store().revoke_identity(key, time.time(), config.longest_lifetime)
+        state = app_state()
+        horizon = max(config.longest_lifetime, state.longest_issued + config.leeway)
+        state.store().revoke_identity(key, time.time(), horizon)
     except StoreError as exc:
         raise store_failed(exc) from exc

@@ -37,8 +37,13 @@ def rotate(refresh_token: str) -> Login:
 
     now = time.time()
     carried = {k: v for k, v in claims.items() if k not in FRESH_CLAIMS}
-    session = {"fam": claims.get("fam"), "auth_time": claims.get("auth_time", int(now))}
+    auth_time = claims.get("auth_time")
+    if not isinstance(auth_time, (int, float)):
+        auth_time = int(now)
+    session = {"fam": claims.get("fam"), "auth_time": auth_time}
     end = session["auth_time"] + config.session_max_age
+    if now >= end:
+        raise invalid("Invalid token", "The session has reached JWT_SESSION_MAX_AGE; log in again")
     headers = state.jwt.jwt_headers_callback(claims.get(config.identity_claim))
     access_claims: Dict[str, Any] = dict(carried)
     access_claims.update(base_claims(None, now=now, lifetime_cap=end))

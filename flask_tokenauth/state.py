@@ -35,6 +35,9 @@ class AppState:
         self.verified: Dict[str, Tuple[Dict[str, Any], float]] = {}
         self.cache_size = DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"]
         self.exp_leeway: float = 0.0
+        #: The longest lifetime of a token this process has signed, so that
+        #: "log out everywhere" outlasts tokens made with a long expires_delta.
+        self.longest_issued = 0.0
         self._store: Optional[TokenStore] = None
         self._store_spec: Any = None
 
@@ -86,6 +89,10 @@ class AppState:
                 )
                 self._store_spec = spec
             return self._store
+
+    def note_lifetime(self, seconds: float) -> None:
+        if seconds > self.longest_issued:
+            self.longest_issued = float(seconds)
 
     def remember(self, token: str, claims: Dict[str, Any]) -> None:
         """Cache a verified token until its ``exp`` (plus leeway) passes."""

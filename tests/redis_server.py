@@ -1,0 +1,203 @@
+"""A throwaway ``redis-server`` for tests (a helper, not a test module).
+
+``RedisServer().start()`` runs the Debian ``redis-server`` binary on a free
+loopback port, in memory only (no RDB, no AOF), and waits until it answers
+``PING``. ``stop()`` and ``restart()`` keep the port, so a client configured
+with :attr:`RedisServer.url` reconnects to the restarted server. ``kill()``
+is safe to call any number of times and is what finalizers use.
+
+Where ``redis-server`` is missing, :func:`require_redis_server` skips the
+test, except under ``CI=true``, where it fails it: CI must never go green
+by skipping the Redis half of the suite.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import IO, List, Optional, Set
+
+import pytest
+
+START_TIMEOUT = 5.0
+STOP_TIMEOUT = 5.0
+
+_LIVE: Set[RedisServer] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:  # a last resort when a finalizer never ran
+    for server in list(_LIVE):
+        server.kill()
+
+
+def redis_server_binary() -> Optional[str]:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.access("/usr/bin/redis-server", os.X_OK):
+        return "/usr/bin/redis-server"
+    return None
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def require_redis_server() -> str:
+    """The ``redis-server`` path; skip (fail under ``CI=true``) when it is missing."""
+    binary = redis_server_binary()
+    if binary is None:
+        message = (
+            "redis-server is not installed (apt-get install redis-server); "
+            "the Redis store tests need a real server"
+        )
+        if in_ci():
+            pytest.fail("CI=true: " + message, pytrace=False)
+        pytest.skip(message)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ping(port: int, timeout: float = 0.5) -> bool:
+    """True when a Redis server on ``port`` answers ``PING`` with ``+PONG``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One ``redis-server`` process on 127.0.0.1, restartable on the same port."""
+
+    def __init__(self, port: Optional[int] = None) -> None:
+        self.binary = require_redis_server()
+        self.port = port or free_port()
+        self.process: Optional[subprocess.Popen] = None
+        self._started = False
+        self._log: Optional[IO[bytes]] = None
+        self._log_tail = b""
+
+    @property
+    def url(self) -> str:
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def command(self) -> List[str]:
+        return [
+            self.binary,
+            "--save", "",
+            "--appendonly", "no",
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--daemonize", "no",
+        ]
+
+    def start(self) -> RedisServer:
+        if self.process is not None and self.process.poll() is None:
+            return self
+        attempts = 1 if self._started else 3  # a restart keeps its port
+        for _ in range(attempts):
+            if self._launch():
+                self._started = True
+                return self
+            if not self._started:
+                self.port = free_port()  # the port was taken meanwhile: try another
+        raise RuntimeError(
+            "redis-server did not answer PING on port %d within %.0f s: %s"
+            % (self.port, START_TIMEOUT, self._log_tail.decode("utf-8", "replace").strip())
+        )
+
+    def _launch(self) -> bool:
+        # The log goes to a file, never to a pipe nobody reads (a full pipe blocks redis).
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=tempfile.gettempdir(),
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # exited: port in use, bad option...
+                break
+            if ping(self.port):
+                _LIVE.add(self)
+                return True
+            time.sleep(0.02)
+        self._reap()
+        return False
+
+    def _reap(self) -> None:
+        _LIVE.discard(self)
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck process
+            pass
+        log = self._log
+        if log is not None:
+            log.seek(0)
+            self._log_tail = log.read()[-2000:]
+            log.close()
+            self._log = None
+
+    def stop(self) -> None:
+        """Terminate the server (its in-memory data is lost) and wait until it is gone."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                process.send_signal(signal.SIGCONT)  # in case it was frozen
+            except ProcessLookupError:  # pragma: no cover
+                pass
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._reap()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while ping(self.port, timeout=0.1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def restart(self) -> RedisServer:
+        self.stop()
+        return self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port still accepts connections but nothing answers."""
+        assert self.process is not None and self.process.poll() is None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Finalizer: make sure no server is left behind (works on a frozen one too)."""
+        self._reap()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

@@ -1,0 +1,60 @@
+"""The tutorial app with sessions on, served in its own process (tests only).
+
+    python -m tests.session_app --port 5001 --redis redis://127.0.0.1:6379/0
+
+Run from the repository root. Adds ``POST /admin/revoke-identity/<uid>``
+(unprotected: test use only) and prints ``serving <port>`` once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flask import jsonify
+from werkzeug.serving import make_server
+
+from tests.conftest import make_app
+
+
+def build_app(redis_url: str, store_timeout: float = 1.0, grace: float = 0.0):
+    app = make_app(
+        {
+            "JWT_REFRESH_URL_RULE": "/auth/refresh",
+            "JWT_LOGOUT_URL_RULE": "/auth/logout",
+            "JWT_TOKEN_STORE": redis_url,
+            "JWT_TOKEN_STORE_TIMEOUT": store_timeout,
+            "JWT_REFRESH_REUSE_GRACE": grace,
+        }
+    )
+    jwt = app.extensions["jwt"]
+
+    @app.route("/admin/revoke-identity/<int:uid>", methods=["POST"])
+    def revoke_identity(uid: int):
+        jwt.revoke_identity(uid)
+        return jsonify(revoked=uid)
+
+    return app
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis", required=True, help="JWT_TOKEN_STORE URL")
+    parser.add_argument("--store-timeout", type=float, default=1.0)
+    parser.add_argument("--grace", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    app = build_app(args.redis, args.store_timeout, args.grace)
+    server = make_server("127.0.0.1", args.port, app, threaded=True)
+    print("serving %d" % args.port, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Sessions across processes: two app processes sharing one real redis-server,
+spoken to over real HTTP (urllib); concurrency; Redis faults.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterator, List, Tuple
+
+import pytest
+
+from tests.redis_server import RedisServer
+from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
+    REUSED,
+    REVOKED,
+    AppProcess,
+    close_app_store,
+    get_protected,
+    login_pair,
+    own_redis_fixture,
+    redis_client_fixture,
+    redis_server_fixture,
+    refresh_with,
+    run_together,
+    serve_app,
+    session_app,
+    two_os_processes_refresh,
+)
+
+STORE_TIMEOUT = 0.5
+
+
+@pytest.fixture(scope="module", name="apps")
+def apps_fixture(redis_server: RedisServer) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    """Two app processes (A and B, on different ports) on the module's redis-server."""
+    started = serve_app(redis_server.url, count=2, store_timeout=STORE_TIMEOUT)
+    try:
+        yield started[0], started[1]
+    finally:
+        for app in started:
+            app.stop()
+
+
+@pytest.fixture(name="ab")
+def ab_fixture(apps, redis_client) -> Tuple[AppProcess, AppProcess]:
+    """A and B, with the shared Redis database emptied first."""
+    return apps
+
+
+def assert_refused(answer, body) -> None:
+    assert answer.status == 401, answer
+    assert answer.json == body
+
+
+def assert_one_winner(statuses_and_bodies: List) -> int:
+    statuses = [answer.status for answer in statuses_and_bodies]
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(401) == len(statuses) - 1, statuses
+    for answer in statuses_and_bodies:
+        if answer.status == 401:
+            assert answer.json in (REUSED, REVOKED), answer
+    return statuses.index(200)
+
+
+# --- state shared between processes -------------------------------------------------
+
+
+def test_logout_on_a_is_refused_by_b_on_the_very_next_request(ab):
+    a, b = ab
+    access, refresh = a.login()
+    assert b.get("/protected", access).status == 200  # B has verified (and cached) it
+    answer = a.post("/auth/logout", access)
+    assert answer.status == 200 and answer.json == {"message": "Logged out"}
+    assert_refused(b.get("/protected", access), REVOKED)
+    assert_refused(b.refresh(refresh), REVOKED)
+    other_access, _ = b.login()
+    assert a.get("/protected", other_access).status == 200
+
+
+def test_refresh_rotated_on_a_and_replayed_on_b_is_reuse(ab):
+    a, b = ab
+    access0, refresh0 = a.login()
+    rotated = a.refresh(refresh0)
+    assert rotated.status == 200, rotated
+    access1, refresh1 = rotated.json["access_token"], rotated.json["refresh_token"]
+    assert b.get("/protected", access1).status == 200
+
+    assert_refused(b.refresh(refresh0), REUSED)
+
+    for app in (a, b):
+        assert_refused(app.refresh(refresh1), REVOKED)
+        assert_refused(app.get("/protected", access1), REVOKED)
+        assert_refused(app.get("/protected", access0), REVOKED)
+
+
+def test_revoke_identity_on_a_cuts_off_tokens_presented_to_b(ab):
+    a, b = ab
+    joe_access, joe_refresh = a.login()
+    ann_access, ann_refresh = a.login("ann", "secret")
+    assert b.get("/protected", joe_access).status == 200
+    answer = a.post("/admin/revoke-identity/1")
+    assert answer.status == 200, answer
+    assert_refused(b.get("/protected", joe_access), REVOKED)
+    assert_refused(b.refresh(joe_refresh), REVOKED)
+    assert b.get("/protected", ann_access).json == {"id": 2, "username": "ann"}
+    assert b.refresh(ann_refresh).status == 200
+
+
+# --- concurrent refreshes ---------------------------------------------------------------
+
+
+def test_twenty_threads_refresh_the_same_token_on_one_process(ab):
+    a, _ = ab
+    _, refresh0 = a.login()
+    answers = run_together(20, lambda i: a.refresh(refresh0))
+    winner = answers[assert_one_winner(answers)]
+    # the losers were reuse: the whole family, the winner's new tokens included, is revoked
+    assert_refused(a.get("/protected", winner.json["access_token"]), REVOKED)
+    assert_refused(a.refresh(winner.json["refresh_token"]), REVOKED)
+
+
+def test_twenty_threads_refresh_the_same_token_across_both_processes(ab):
+    a, b = ab
+    _, refresh0 = a.login()
+    answers = run_together(20, lambda i: (a, b)[i % 2].refresh(refresh0))
+    winner = answers[assert_one_winner(answers)]
+    assert_refused(b.get("/protected", winner.json["access_token"]), REVOKED)
+
+
+def test_two_client_processes_refresh_the_same_token_at_once(ab):
+    a, _ = ab
+    _, refresh0 = a.login()
+    codes = two_os_processes_refresh(a.url + "/auth/refresh", refresh0)
+    assert sorted(codes) == [200, 401], codes
+
+
+def test_twenty_threads_refresh_the_same_token_on_the_memory_store():
+    app = session_app({"JWT_TOKEN_STORE": "memory://"})
+    _, refresh0 = login_pair(app.test_client())
+
+    def attempt(i: int):
+        response = refresh_with(app.test_client(), refresh0, "header" if i % 2 else "json")
+        return response.status_code, response.get_json()
+
+    results = run_together(20, attempt)
+    statuses = [status for status, _ in results]
+    assert statuses.count(200) == 1, statuses
+    assert statuses.count(401) == 19, statuses
+    assert all(body in (REUSED, REVOKED) for status, body in results if status == 401), results
+
+
+# --- Redis faults -------------------------------------------------------------------------
+
+
+def timed_get(app: AppProcess, token: str):
+    started = time.monotonic()
+    answer = app.get("/protected", token)
+    return answer, time.monotonic() - started
+
+
+def assert_unavailable(answer, elapsed: float) -> None:
+    assert answer.status == 503, answer
+    assert answer.json["status_code"] == 503
+    assert answer.json["error"] == "Service Unavailable"
+    assert isinstance(answer.json["description"], str) and answer.json["description"]
+    assert set(answer.json) == {"status_code", "error", "description"}
+    assert answer.headers.get("Retry-After") == "1"
+    assert elapsed < 5.0, elapsed
+
+
+@pytest.fixture(name="faulty")
+def faulty_fixture(own_redis: RedisServer) -> Iterator[Tuple[RedisServer, AppProcess]]:
+    """A redis-server of the test's own and one app process on it."""
+    (app,) = serve_app(own_redis.url, store_timeout=STORE_TIMEOUT)
+    try:
+        yield own_redis, app
+    finally:
+        app.stop()
+
+
+def test_redis_stopped_gives_503_then_restarted_gives_200_without_app_restart(faulty):
+    server, app = faulty
+    access, refresh = app.login()
+    assert app.get("/protected", access).status == 200
+
+    server.stop()
+    answer, elapsed = timed_get(app, access)
+    assert_unavailable(answer, elapsed)
+    assert app.refresh(refresh).status == 503
+    assert app.post("/auth/logout", access).status == 503
+    assert app.get("/open").status == 200  # routes without tokens are unaffected
+
+    server.restart()  # same port, empty database
+    answer = app.get("/protected", access)
+    assert answer.status == 200, answer
+    assert app.refresh(refresh).status == 200
+
+
+def test_redis_frozen_gives_503_within_the_timeout_then_recovers(faulty):
+    server, app = faulty
+    access, _ = app.login()
+    assert app.get("/protected", access).status == 200
+    server.freeze()  # connections are accepted, nothing answers
+    try:
+        answer, elapsed = timed_get(app, access)
+        assert_unavailable(answer, elapsed)
+    finally:
+        server.thaw()
+    answer = app.get("/protected", access)
+    assert answer.status == 200, answer
+
+
+def test_fail_open_lets_tokens_through_while_redis_is_down(own_redis, caplog):
+    app = session_app(
+        {
+            "JWT_TOKEN_STORE": own_redis.url,
+            "JWT_TOKEN_STORE_TIMEOUT": STORE_TIMEOUT,
+            "JWT_TOKEN_STORE_FAIL_OPEN": True,
+        }
+    )
+    try:
+        client = app.test_client()
+        access, refresh = login_pair(client)
+        assert get_protected(client, access).status_code == 200
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
+            started = time.monotonic()
+            response = get_protected(client, access)
+            assert time.monotonic() - started < 5.0
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json() == {"id": 1, "username": "joe"}
+        assert any("fail open" in record.getMessage() for record in caplog.records), caplog.records
+        # rotation cannot be decided without the store: refused, even when failing open
+        assert refresh_with(client, refresh).status_code == 503
+        app.config["JWT_TOKEN_STORE_FAIL_OPEN"] = False  # read per request
+        closed = get_protected(client, access)
+        assert closed.status_code == 503
+        assert closed.get_json()["error"] == "Service Unavailable"
+    finally:
+        close_app_store(app)
