@@ -37,11 +37,10 @@ def rotate(refresh_token: str) -> Login:
 
     now = time.time()
     carried = {k: v for k, v in claims.items() if k not in FRESH_CLAIMS}
-    auth_time = claims.get("auth_time")
-    if not isinstance(auth_time, (int, float)):
-        auth_time = int(now)
+    found = claims.get("auth_time")
+    auth_time = found if isinstance(found, (int, float)) else int(now)
     session = {"fam": claims.get("fam"), "auth_time": auth_time}
-    end = session["auth_time"] + config.session_max_age
+    end = auth_time + config.session_max_age
     if now >= end:
         raise invalid("Invalid token", "The session has reached JWT_SESSION_MAX_AGE; log in again")
     headers = state.jwt.jwt_headers_callback(claims.get(config.identity_claim))

@@ -40,6 +40,8 @@ class AppState:
         self.longest_issued = 0.0
         self._store: Optional[TokenStore] = None
         self._store_spec: Any = None
+        self._throttle: Any = None
+        self._throttle_spec: Any = None
 
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
@@ -89,6 +91,25 @@ class AppState:
                 )
                 self._store_spec = spec
             return self._store
+
+    def login_throttle(self) -> Any:
+        """The app's login throttle, or ``None`` when JWT_LOGIN_RATE_LIMIT is unset."""
+        conf = current_app.config
+        limit = conf.get("JWT_LOGIN_RATE_LIMIT")
+        if not limit:
+            return None
+        spec = (
+            limit,
+            conf.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"]),
+            conf.get("JWT_LOGIN_RATE_LIMIT_STORAGE"),
+        )
+        if self._throttle is None or spec != self._throttle_spec:
+            from .throttle import LoginThrottle
+
+            with self._lock:
+                self._throttle = LoginThrottle(limit, spec[1])
+                self._throttle_spec = spec
+        return self._throttle
 
     def note_lifetime(self, seconds: float) -> None:
         if seconds > self.longest_issued:

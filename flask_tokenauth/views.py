@@ -22,6 +22,7 @@ from .errors import ConfigurationError, JWTError
 from .issuing import Login, login_tokens
 from .reader import default_request_handler, refresh_token_from_request
 from .state import app_state
+from .throttle import throttled_login
 from .verifying import challenge, verify_jwt_in_request
 
 logger = logging.getLogger("flask_tokenauth")
@@ -96,7 +97,7 @@ def default_auth_request_handler() -> Any:
             "No authentication handler: pass one to JWT(app, authenticate, identity) "
             "or decorate it with @jwt.authentication_handler"
         )
-    identity = jwt.authentication_callback(username, password)
+    identity = throttled_login(username, lambda: jwt.authentication_callback(username, password))
     if not identity:
         logger.info("login refused: invalid credentials")
         raise _bad_credentials()

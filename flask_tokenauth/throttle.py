@@ -1,0 +1,113 @@
+"""Login throttling: failed logins counted per username and per client address.
+
+Built on the ``limits`` library (the one Flask-Limiter uses), with a moving
+window. Counters live in memory by default, and in the token store's Redis
+when ``JWT_TOKEN_STORE`` names one, so the limit holds across processes and
+hosts. Only failures are counted, so a user who logs in correctly is never
+slowed; past the limit, ``/auth`` answers 429 without calling the
+authentication handler at all. The client address is ``request.remote_addr``,
+which ``werkzeug.middleware.proxy_fix.ProxyFix`` corrects behind a proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any, Optional, Tuple, Type
+
+from flask import request
+
+from .config import config
+from .errors import JWTError, StoreUnavailable
+
+logger = logging.getLogger("flask_tokenauth")
+
+
+def _storage_uri(spec: Any) -> Tuple[str, dict]:
+    """The ``limits`` storage that matches the token store (or the override)."""
+    override = config.get("JWT_LOGIN_RATE_LIMIT_STORAGE")
+    if override:
+        return override, {}
+    if isinstance(spec, str):
+        scheme = spec.split("://", 1)[0].lower()
+        if scheme in ("redis", "rediss"):
+            return spec, {}
+        if scheme == "unix":
+            return "redis+unix://" + spec.split("://", 1)[1], {}
+    pool = getattr(spec, "connection_pool", None)
+    if pool is not None:  # a redis.Redis client: share its connections
+        return "redis://", {"connection_pool": pool}
+    return "memory://", {}
+
+
+class LoginThrottle:
+    """One limit (``"5 per minute"``) over one storage."""
+
+    def __init__(self, limit: str, store_spec: Any) -> None:
+        from limits import parse, storage, strategies
+
+        self.item = parse(limit)
+        uri, options = _storage_uri(store_spec)
+        if uri.startswith("memory://"):
+            self.storage = storage.storage_from_string(uri)
+        else:
+            self.storage = storage.storage_from_string(
+                uri, wrap_exceptions=True, key_prefix="tokenauth-login", **options
+            )
+        self.limiter = strategies.MovingWindowRateLimiter(self.storage)
+
+    def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
+        # Usernames are hashed: the store never holds what someone typed.
+        name = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:32]
+        return ("user", name), ("addr", request.remote_addr or "unknown")
+
+    def check(self, username: str) -> None:
+        """Raise 429 when the username or the address is over the limit."""
+        for key in self._keys(username):
+            if not self.limiter.test(self.item, *key):
+                reset = self.limiter.get_window_stats(self.item, *key).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                logger.warning("login throttled (%s over %s)", key[0], self.item)
+                raise JWTError(
+                    "Too Many Requests",
+                    "Too many failed logins; try again in %d seconds" % wait,
+                    429,
+                    {"Retry-After": str(wait)},
+                )
+
+    def failed(self, username: str) -> None:
+        for key in self._keys(username):
+            self.limiter.hit(self.item, *key)
+
+
+def _storage_errors() -> Tuple[Type[BaseException], ...]:
+    from limits.errors import StorageError
+
+    return (StorageError,)
+
+
+def throttled_login(username: str, attempt: Any) -> Any:
+    """Run ``attempt()`` (the authentication handler) under the login limit;
+    a falsy result counts as a failure."""
+    from .state import app_state
+
+    throttle: Optional[LoginThrottle] = app_state().login_throttle()
+    if throttle is None:
+        return attempt()
+    try:
+        throttle.check(username)
+    except _storage_errors() as exc:
+        if not config.store_fail_open:
+            logger.error("login throttle store unreachable: %s", exc)
+            raise StoreUnavailable("The login throttle store is unreachable; try again shortly") from exc
+        logger.warning("login throttle store unreachable, not throttling (fail open): %s", exc)
+        return attempt()
+    identity = attempt()
+    if not identity:
+        try:
+            throttle.failed(username)
+        except _storage_errors() as exc:
+            logger.warning("could not count a failed login: %s", exc)
+    return identity
