@@ -58,7 +58,7 @@ class JWT:
             app.config.setdefault(key, copy.deepcopy(value))
         # As Flask-JWT did (apps read it back); None still means "use SECRET_KEY".
         app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
-        state = AppState(self)
+        state = AppState(self, app.config)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         app.extensions["jwt"] = self
         app.extensions[EXTENSION_KEY] = state

@@ -73,7 +73,8 @@ def _find(cookie_name: str, *, query: bool) -> Optional[str]:
 
 def default_request_handler() -> Optional[str]:
     """The request's access token, from the configured locations in order."""
-    if config.token_locations == ("headers",):
+    locations = config.get("JWT_TOKEN_LOCATION")
+    if locations == ["headers"] or locations == "headers":
         return token_from_header()
     return _find(config.access_cookie_name, query=True)
 

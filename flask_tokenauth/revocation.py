@@ -51,8 +51,9 @@ def check_not_revoked(state: AppState, claims: Dict[str, Any]) -> None:
     """Raise 401 when ``claims`` belong to a revoked token, 503 when the store
     cannot say (unless ``JWT_TOKEN_STORE_FAIL_OPEN`` is set)."""
     try:
+        claim = state.config.get("JWT_IDENTITY_CLAIM") or config.identity_claim
         token_dead, family_dead, cutoff = state.store().lookup(
-            claims.get("jti"), claims.get("fam"), identity_key(claims.get(config.identity_claim))
+            claims.get("jti"), claims.get("fam"), identity_key(claims.get(claim))
         )
     except StoreError as exc:
         if config.store_fail_open:

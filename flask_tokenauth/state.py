@@ -25,8 +25,11 @@ EXTENSION_KEY = "flask_tokenauth"
 class AppState:
     """Prepared keys and verified-token cache of one app, rebuilt on config change."""
 
-    def __init__(self, jwt: JWT) -> None:
+    def __init__(self, jwt: JWT, config: Mapping[str, Any]) -> None:
         self.jwt = jwt
+        #: The app's own config mapping (read live: changes after init_app
+        #: count), held here so the request path resolves no proxy to read it.
+        self.config = config
         self._settings: Optional[tuple] = None
         self._keyring: Optional[Keyring] = None
         self._lock = threading.Lock()
@@ -46,7 +49,7 @@ class AppState:
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
         if conf is None:
-            conf = current_app.config
+            conf = self.config
         settings = Config.verification_settings(conf)
         keyring = self._keyring
         if keyring is not None and settings == self._settings:
@@ -75,7 +78,7 @@ class AppState:
     def store(self) -> TokenStore:
         """The app's token store, opened on first use and reopened when
         ``JWT_TOKEN_STORE`` changes."""
-        conf = current_app.config
+        conf = self.config
         spec = conf.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
         store = self._store
         if store is not None and spec is self._store_spec:
@@ -94,7 +97,7 @@ class AppState:
 
     def login_throttle(self) -> Any:
         """The app's login throttle, or ``None`` when JWT_LOGIN_RATE_LIMIT is unset."""
-        conf = current_app.config
+        conf = self.config
         limit = conf.get("JWT_LOGIN_RATE_LIMIT")
         if not limit:
             return None

@@ -19,10 +19,11 @@ from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .codec import InvalidTokenError
-from .config import TYPE_CLAIM, config
+from .config import DEFAULTS, TYPE_CLAIM, config
 from .cookies import check_csrf
 from .errors import JWTError
 from .permissions import require as require_permissions
+from .reader import FROM_COOKIE_KEY
 from .revocation import check_not_revoked
 from .state import AppState, app_state
 
@@ -69,7 +70,8 @@ def default_decode_handler(token: str) -> Dict[str, Any]:
 
 def verify_token(state: AppState, token: str) -> Dict[str, Any]:
     """Verified claims of ``token``, or a 401 saying why it is refused."""
-    if len(token) > config.max_token_bytes:
+    limit = state.config.get("JWT_MAX_TOKEN_BYTES", DEFAULTS["JWT_MAX_TOKEN_BYTES"])
+    if len(token) > limit:
         raise invalid("Invalid token", "Token is too large")
     handler = state.jwt.jwt_decode_callback
     try:
@@ -127,10 +129,11 @@ def verify_jwt_in_request(
     Raises :class:`JWTError` (401; 403; 503 when the token store is unreachable).
     ``OPTIONS`` requests (CORS preflight) pass unchecked.
     """
-    if request.method == "OPTIONS":
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.method == "OPTIONS":
         return None
     state = app_state()
-    realm = realm or config.realm
+    realm = realm or state.config.get("JWT_DEFAULT_REALM") or config.realm
     try:
         token = state.jwt.request_callback()
         if token is None:
@@ -144,7 +147,8 @@ def verify_jwt_in_request(
         claims = verify_token(state, token)
         if claims.get(TYPE_CLAIM, "access") != "access":
             raise invalid("Invalid token", "Only access tokens are accepted here")
-        check_csrf(claims)
+        if req.environ.get(FROM_COOKIE_KEY):
+            check_csrf(claims)
         check_not_revoked(state, claims)
         identity = identify(state, claims)
         if fresh and claims.get("fresh") is not True:
@@ -153,7 +157,7 @@ def verify_jwt_in_request(
             require_permissions(claims, permissions, realm)
     except JWTError as error:
         raise challenge(error, realm) from None
-    request.environ[_ENVIRON_KEY] = (identity, claims)
+    req.environ[_ENVIRON_KEY] = (identity, claims)
     return claims
 
 
