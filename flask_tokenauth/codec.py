@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import jwt as _pyjwt
 
 from .errors import ConfigurationError
-from .keys import SYMMETRIC, Key, RemoteKeys, keys_from_config, make_key, public_jwks
+from .keys import SYMMETRIC, Key, RemoteKeys, keys_from_config, make_key, public_jwks, with_kid
 
 #: Raised by PyJWT (and by custom decode handlers) for a token that must be refused.
 InvalidTokenError = _pyjwt.InvalidTokenError
@@ -35,10 +35,12 @@ class Keyring:
         jwks_refresh_interval: float = 60.0,
     ) -> None:
         self.algorithm = algorithm
-        if keys:
+        if keys is not None:
             self.keys: List[Key] = keys_from_config(keys, algorithm)
         else:
-            single = make_key(algorithm, secret=secret, private_key=private_key, public_key=public_key)
+            single = with_kid(
+                make_key(algorithm, secret=secret, private_key=private_key, public_key=public_key)
+            )
             self.keys = [single] if (single.signing or single.verifying or not jwks_url) else []
         self.current: Optional[Key] = self.keys[0] if self.keys else None
         self.by_kid: Dict[str, Key] = {k.kid: k for k in self.keys if k.kid}
@@ -47,8 +49,10 @@ class Keyring:
             if jwks_url
             else None
         )
-        # One local key and no key set: the token's header need not be read.
-        self.only = self.keys[0] if len(self.keys) == 1 and not self.by_kid and not self.remote else None
+        # The one key of JWT_SECRET_KEY / JWT_PRIVATE_KEY and no key set: the
+        # token's header need not be read (as in Flask-JWT). With JWT_KEYS the
+        # kid always selects, so a removed key's tokens say "Unknown key id".
+        self.only = self.keys[0] if keys is None and len(self.keys) == 1 and not self.remote else None
 
     def _missing(self, which: str) -> ConfigurationError:
         if self.algorithm in SYMMETRIC:
@@ -84,7 +88,7 @@ class Keyring:
             return self.only
         kid = _pyjwt.get_unverified_header(token).get("kid")
         if kid is None:
-            if len(self.keys) == 1 and self.remote is None:
+            if len(self.keys) == 1:  # our own single key signs without a kid
                 return self.keys[0]
             raise InvalidTokenError("Token has no key id (kid)")
         if not isinstance(kid, str):

@@ -9,6 +9,8 @@ algorithm when the configuration is read, so a key that cannot work is a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import threading
@@ -138,13 +140,21 @@ def _from_entry(entry: Any, default_algorithm: str, index: int) -> Key:
     if unknown:
         raise ConfigurationError("JWT_KEYS[%d] has unknown fields: %s" % (index, ", ".join(sorted(unknown))))
     kid = entry.get("kid")
+    algorithm = entry.get("alg") or default_algorithm
+    where = "JWT_KEYS[%d] (kid %r)" % (index, kid)
+    if algorithm in SYMMETRIC and not entry.get("secret"):
+        raise ConfigurationError("%s: a %s key needs a 'secret'" % (where, algorithm))
+    if algorithm not in SYMMETRIC and not (entry.get("private_key") or entry.get("public_key")):
+        raise ConfigurationError("%s: a %s key needs a 'private_key' or 'public_key'" % (where, algorithm))
+    if algorithm not in SYMMETRIC and entry.get("secret"):
+        raise ConfigurationError("%s: 'secret' is for HS256/384/512 keys only" % where)
     return make_key(
-        entry.get("alg") or default_algorithm,
+        algorithm,
         kid=kid,
         secret=entry.get("secret"),
         private_key=entry.get("private_key"),
         public_key=entry.get("public_key"),
-        where="JWT_KEYS[%d] (kid %r)" % (index, kid),
+        where=where,
     )
 
 
@@ -166,16 +176,44 @@ def _from_jwk(jwk: Any, default_algorithm: str, index: int) -> Key:
     return make_key(algorithm, kid=kid, public_key=key, where=where)
 
 
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k", "oth")
+#: The members that identify a public key (RFC 7638, section 3.2).
+_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+
+
+def public_jwk(key: Key) -> Optional[Dict[str, Any]]:
+    """The public JWK of an asymmetric key (``None`` for an HMAC secret)."""
+    if key.algorithm in SYMMETRIC or key.verifying is None:
+        return None
+    jwk = get_default_algorithms()[key.algorithm].to_jwk(key.verifying, as_dict=True)
+    return {k: v for k, v in jwk.items() if k not in _PRIVATE_MEMBERS}
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """The RFC 7638 thumbprint of a public JWK: a stable kid for a key without one."""
+    members = _THUMBPRINT_MEMBERS[jwk["kty"]]
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def with_kid(key: Key) -> Key:
+    """An asymmetric key without a kid gets its thumbprint, so JWKS consumers
+    can match our tokens to the published key."""
+    if key.kid:
+        return key
+    jwk = public_jwk(key)
+    return key if jwk is None else key._replace(kid=thumbprint(jwk))
+
+
 def public_jwks(keys: List[Key]) -> Dict[str, Any]:
     """The JWK Set of the asymmetric keys' public halves (no secret ever)."""
     out = []
     for key in keys:
-        if key.algorithm in SYMMETRIC or key.verifying is None:
-            continue
-        jwk = get_default_algorithms()[key.algorithm].to_jwk(key.verifying, as_dict=True)
-        jwk = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "k")}
-        jwk.update(kid=key.kid, alg=key.algorithm, use="sig")
-        out.append(jwk)
+        jwk = public_jwk(key)
+        if jwk is not None:
+            jwk.update(kid=key.kid, alg=key.algorithm, use="sig")
+            out.append(jwk)
     return {"keys": out}
 
 
@@ -206,15 +244,14 @@ class RemoteKeys:
         self._fetched_at = time.monotonic()
         try:
             jwks = self.client.get_signing_keys(refresh=True)
-        except _pyjwt.PyJWKClientConnectionError as exc:
-            logger.error("JWKS URL unreachable: %s", exc)
+        except (_pyjwt.PyJWKClientError, _pyjwt.PyJWKSetError, ValueError) as exc:
+            # Unreachable, or answering something that is not a usable key set:
+            # the issuer's fault, never the client's, so 503 rather than 401.
+            logger.error("JWKS URL unusable: %s", exc)
             raise JWTError(
                 "Service Unavailable", "The issuer's key set cannot be fetched; try again shortly",
                 503, {"Retry-After": "5"},
             ) from exc
-        except _pyjwt.PyJWKClientError as exc:
-            logger.error("JWKS URL answered no usable keys: %s", exc)
-            return
         keys: Dict[str, Key] = {}
         for jwk in jwks:
             algorithm = jwk.algorithm_name or self.algorithm

@@ -24,8 +24,8 @@ def permissions_in(claims: Mapping[str, Any]) -> FrozenSet[str]:
     value = claims.get(name)
     if isinstance(value, str):
         return frozenset(value.split()) if name == "scope" else frozenset()
-    if isinstance(value, (list, tuple)):
-        return frozenset(item for item in value if isinstance(item, str))
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return frozenset(value)
     return frozenset()
 
 

@@ -7,6 +7,7 @@ one app needs at run time: its prepared keys and its cache of verified tokens.
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
@@ -72,7 +73,8 @@ class AppState:
                 conf.get("JWT_VERIFIED_TOKEN_CACHE_SIZE", DEFAULTS["JWT_VERIFIED_TOKEN_CACHE_SIZE"])
             )
             self.exp_leeway = seconds(conf.get("JWT_LEEWAY", DEFAULTS["JWT_LEEWAY"]))
-            self._keyring, self._settings = keyring, settings
+            # A deep copy, so that a list edited in place (JWT_KEYS.pop()) is a change.
+            self._keyring, self._settings = keyring, copy.deepcopy(settings)
         return keyring
 
     def store(self) -> TokenStore:
