@@ -34,6 +34,7 @@ class RedisStore(TokenStore):
         redis = _require_redis()
         self.client = client
         self.prefix = prefix
+        self._cluster = hasattr(client, "get_nodes")  # redis.cluster.RedisCluster
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
     @classmethod
@@ -50,25 +51,36 @@ class RedisStore(TokenStore):
     def lookup(
         self, jti: Optional[str], family: Optional[str], identity: Optional[str]
     ) -> Tuple[bool, bool, Optional[float]]:
+        names = [
+            self._key(kind, name)
+            for kind, name in (("jti", jti), ("fam", family), ("idn", identity))
+            if name is not None
+        ]
+        if not names:
+            return False, False, None
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.exists(self._key("jti", jti or ""))
-            pipe.exists(self._key("fam", family or ""))
-            pipe.get(self._key("idn", identity or ""))
-            token_dead, family_dead, cutoff = pipe.execute()
+            if self._cluster:  # keys in other hash slots: a pipeline splits them per node
+                pipe = self.client.pipeline(transaction=False)
+                for name in names:
+                    pipe.get(name)
+                values = pipe.execute()
+            else:  # one command, one round trip
+                values = self.client.mget(names)
         except self._errors as exc:
             raise StoreError(str(exc)) from exc
-        return (
-            bool(jti and token_dead),
-            bool(family and family_dead),
-            float(cutoff) if identity is not None and cutoff is not None else None,
-        )
+        found = iter(values)
+        token_dead = jti is not None and next(found) is not None
+        family_dead = family is not None and next(found) is not None
+        cutoff = next(found) if identity is not None else None
+        return token_dead, family_dead, None if cutoff is None else float(cutoff)
 
     def revoke_token(self, jti: str, ttl: float) -> None:
         self._call("set", self._key("jti", jti), b"1", px=_ms(ttl))
 
     def revoke_family(self, family: str, ttl: float) -> None:
-        # GT keeps the longer of two TTLs when a family is revoked twice.
+        # GT keeps the longer of two TTLs when a family is revoked twice. The
+        # rotation record stays: a refresh racing this revocation may already
+        # be past its revocation check, and only the record stops it.
         key = self._key("fam", family)
         try:
             pipe = self.client.pipeline(transaction=False)
