@@ -111,8 +111,11 @@ class AppState:
         if self._throttle is None or spec != self._throttle_spec:
             from .throttle import LoginThrottle
 
-            with self._lock:
-                self._throttle = LoginThrottle(limit, spec[1])
+            with self._lock:  # checked again inside: concurrent first logins share one throttle
+                if self._throttle is not None and spec == self._throttle_spec:
+                    return self._throttle
+                timeout = seconds(conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
+                self._throttle = LoginThrottle(limit, spec[1], timeout)
                 self._throttle_spec = spec
         return self._throttle
 

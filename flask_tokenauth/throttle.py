@@ -1,11 +1,13 @@
 """Login throttling: failed logins counted per username and per client address.
 
-Built on the ``limits`` library (the one Flask-Limiter uses), with a moving
+Built on the ``limits`` library (the one Flask-Limiter uses), with a fixed
 window. Counters live in memory by default, and in the token store's Redis
 when ``JWT_TOKEN_STORE`` names one, so the limit holds across processes and
-hosts. Only failures are counted, so a user who logs in correctly is never
-slowed; past the limit, ``/auth`` answers 429 without calling the
-authentication handler at all. The client address is ``request.remote_addr``,
+hosts. Each attempt is counted before the password is checked (atomically, so
+parallel guesses cannot overrun the limit) and given back when it succeeds:
+only failures stay counted, and a user who logs in correctly is never slowed.
+Past the limit, ``/auth`` answers 429 without calling the authentication
+handler at all. The client address is ``request.remote_addr``,
 which ``werkzeug.middleware.proxy_fix.ProxyFix`` corrects behind a proxy.
 """
 
@@ -15,7 +17,7 @@ import hashlib
 import logging
 import math
 import time
-from typing import Any, Optional, Tuple, Type
+from typing import Any, List, Optional, Tuple, Type
 
 from flask import request
 
@@ -43,9 +45,9 @@ def _storage_uri(spec: Any) -> Tuple[str, dict]:
 
 
 class LoginThrottle:
-    """One limit (``"5 per minute"``) over one storage."""
+    """One limit (``"5 per minute"``) over one storage, fixed window."""
 
-    def __init__(self, limit: str, store_spec: Any) -> None:
+    def __init__(self, limit: str, store_spec: Any, timeout: float) -> None:
         from limits import parse, storage, strategies
 
         self.item = parse(limit)
@@ -53,21 +55,28 @@ class LoginThrottle:
         if uri.startswith("memory://"):
             self.storage = storage.storage_from_string(uri)
         else:
+            if "connection_pool" not in options:  # bounded waits, as for the token store
+                options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
             self.storage = storage.storage_from_string(
                 uri, wrap_exceptions=True, key_prefix="tokenauth-login", **options
             )
-        self.limiter = strategies.MovingWindowRateLimiter(self.storage)
+        self.limiter = strategies.FixedWindowRateLimiter(self.storage)
 
     def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
         # Usernames are hashed: the store never holds what someone typed.
         name = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:32]
         return ("user", name), ("addr", request.remote_addr or "unknown")
 
-    def check(self, username: str) -> None:
-        """Raise 429 when the username or the address is over the limit."""
+    def reserve(self, username: str) -> List[Tuple[str, str]]:
+        """Count this attempt against both limits, atomically, before the
+        password is checked (so parallel guesses cannot all slip through);
+        raise 429 when either limit is already used up."""
+        reserved: List[Tuple[str, str]] = []
         for key in self._keys(username):
-            if not self.limiter.test(self.item, *key):
+            reserved.append(key)
+            if not self.limiter.hit(self.item, *key):
                 reset = self.limiter.get_window_stats(self.item, *key).reset_time
+                self.refund(reserved)
                 wait = max(1, math.ceil(reset - time.time()))
                 logger.warning("login throttled (%s over %s)", key[0], self.item)
                 raise JWTError(
@@ -76,10 +85,12 @@ class LoginThrottle:
                     429,
                     {"Retry-After": str(wait)},
                 )
+        return reserved
 
-    def failed(self, username: str) -> None:
-        for key in self._keys(username):
-            self.limiter.hit(self.item, *key)
+    def refund(self, reserved: List[Tuple[str, str]]) -> None:
+        """Give back reserved attempts: a success (or a handler error) is not a failure."""
+        for key in reserved:
+            self.storage.incr(self.item.key_for(*key), self.item.get_expiry(), amount=-1)
 
 
 def _storage_errors() -> Tuple[Type[BaseException], ...]:
@@ -97,17 +108,20 @@ def throttled_login(username: str, attempt: Any) -> Any:
     if throttle is None:
         return attempt()
     try:
-        throttle.check(username)
+        reserved = throttle.reserve(username)
     except _storage_errors() as exc:
         if not config.store_fail_open:
             logger.error("login throttle store unreachable: %s", exc)
             raise StoreUnavailable("The login throttle store is unreachable; try again shortly") from exc
         logger.warning("login throttle store unreachable, not throttling (fail open): %s", exc)
         return attempt()
-    identity = attempt()
-    if not identity:
-        try:
-            throttle.failed(username)
-        except _storage_errors() as exc:
-            logger.warning("could not count a failed login: %s", exc)
+    identity = None
+    try:
+        identity = attempt()
+    finally:
+        if identity:  # only failures stay counted (a handler error is not a failure)
+            try:
+                throttle.refund(reserved)
+            except _storage_errors() as exc:
+                logger.warning("could not give back a successful login's count: %s", exc)
     return identity
