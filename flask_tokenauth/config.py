@@ -100,24 +100,6 @@ class Config:
         return self.get("JWT_AUTH_HEADER_PREFIX")
 
     @property
-    def algorithm(self) -> str:
-        return self.get("JWT_ALGORITHM")
-
-    @property
-    def secret_key(self) -> Any:
-        conf = current_app.config
-        value = conf.get("JWT_SECRET_KEY")
-        return conf.get("SECRET_KEY") if value is None else value
-
-    @property
-    def private_key(self) -> Any:
-        return self.get("JWT_PRIVATE_KEY")
-
-    @property
-    def public_key(self) -> Any:
-        return self.get("JWT_PUBLIC_KEY")
-
-    @property
     def leeway(self) -> float:
         return seconds(self.get("JWT_LEEWAY"))
 
@@ -144,10 +126,6 @@ class Config:
     @property
     def identity_claim(self) -> str:
         return self.get("JWT_IDENTITY_CLAIM")
-
-    @property
-    def max_token_bytes(self) -> int:
-        return int(self.get("JWT_MAX_TOKEN_BYTES"))
 
     @property
     def cache_size(self) -> int:
