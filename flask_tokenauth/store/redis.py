@@ -8,7 +8,9 @@ process on any host, wins.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import os
+import threading
+from typing import Any, List, Optional, Tuple
 
 from . import StoreError, TokenStore
 
@@ -36,6 +38,11 @@ class RedisStore(TokenStore):
         self.prefix = prefix
         self._cluster = hasattr(client, "get_nodes")  # redis.cluster.RedisCluster
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._connection_error = redis.exceptions.ConnectionError
+        # The per-request check talks to Redis on a connection of its own per
+        # thread: redis-py's pool and command layers cost as much as the round
+        # trip itself. The pid guards against a connection inherited by fork.
+        self._local = threading.local()
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "tokenauth:", timeout: float = 1.0) -> RedisStore:
@@ -65,7 +72,7 @@ class RedisStore(TokenStore):
                     pipe.get(name)
                 values = pipe.execute()
             else:  # one command, one round trip
-                values = self.client.mget(names)
+                values = self._mget(names)
         except self._errors as exc:
             raise StoreError(str(exc)) from exc
         found = iter(values)
@@ -73,6 +80,28 @@ class RedisStore(TokenStore):
         family_dead = family is not None and next(found) is not None
         cutoff = next(found) if identity is not None else None
         return token_dead, family_dead, None if cutoff is None else float(cutoff)
+
+    def _mget(self, names: List[str]) -> List[Any]:
+        """MGET on this thread's own connection; a connection that went stale
+        (Redis restarted) is reopened and the command sent once more."""
+        local = self._local
+        pid = os.getpid()
+        connection = getattr(local, "connection", None)
+        if connection is None or local.pid != pid:
+            connection = local.connection = self.client.connection_pool.make_connection()
+            local.pid = pid
+        for attempt in (1, 2):
+            try:
+                connection.send_command("MGET", *names)
+                return connection.read_response()
+            except self._connection_error:
+                connection.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                connection.disconnect()  # never leave a half-read reply on the socket
+                raise
+        raise AssertionError("unreachable")
 
     def revoke_token(self, jti: str, ttl: float) -> None:
         self._call("set", self._key("jti", jti), b"1", px=_ms(ttl))
@@ -112,6 +141,9 @@ class RedisStore(TokenStore):
         return None if found is None else found.decode("utf-8")
 
     def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.disconnect()
         self.client.close()
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
