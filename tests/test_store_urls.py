@@ -1,0 +1,77 @@
+"""The token store and the login throttle over a Redis unix socket (``unix://``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Iterator, List
+
+import pytest
+
+from flask_tokenauth.store import open_store
+from flask_tokenauth.store.redis import RedisStore
+from tests.conftest import auth_header, login, make_app
+from tests.redis_server import RedisServer
+
+
+class UnixRedisServer(RedisServer):
+    """A redis-server that also listens on a unix socket in a private folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = tempfile.mkdtemp(prefix="tokenauth-redis-")
+        self.socket = os.path.join(self.folder, "redis.sock")
+
+    def command(self) -> List[str]:
+        return [*super().command(), "--unixsocket", self.socket, "--unixsocketperm", "700"]
+
+
+@pytest.fixture(scope="module")
+def unix_redis() -> Iterator[UnixRedisServer]:
+    server = UnixRedisServer().start()
+    try:
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(server.folder, ignore_errors=True)
+
+
+def test_open_store_with_a_unix_url_revokes_and_looks_up(unix_redis):
+    store = open_store("unix://%s?db=3" % unix_redis.socket)
+    assert isinstance(store, RedisStore)
+    try:
+        assert store.lookup("a-jti", "a-family", "i:1") == (False, False, None)
+        store.revoke_token("a-jti", 30)
+        store.revoke_family("a-family", 30)
+        store.revoke_identity("i:1", 1234.5, 30)
+        assert store.lookup("a-jti", "a-family", "i:1") == (True, True, 1234.5)
+        assert store.client.connection_pool.connection_kwargs["db"] == 3
+    finally:
+        store.close()
+
+
+def test_logout_and_throttle_over_a_unix_socket(unix_redis):
+    app = make_app(
+        {
+            "JWT_TOKEN_STORE": "unix://%s" % unix_redis.socket,
+            "JWT_LOGOUT_URL_RULE": "/auth/logout",
+            "JWT_LOGIN_RATE_LIMIT": "2 per minute",
+        }
+    )
+    client = app.test_client()
+    token = login(client)
+    assert client.post("/auth/logout", headers=auth_header(token)).status_code == 200
+    refused = client.get("/protected", headers=auth_header(token))
+    assert refused.status_code == 401
+    assert refused.get_json()["description"] == "Token has been revoked"
+
+    for _ in range(2):
+        assert client.post("/auth", json={"username": "ann", "password": "bad"}).status_code == 401
+    throttled = client.post("/auth", json={"username": "ann", "password": "bad"})
+    assert throttled.status_code == 429
+    # The counters are in that Redis, not in this process: a second app shares them.
+    other = make_app(
+        {"JWT_TOKEN_STORE": "unix://%s" % unix_redis.socket, "JWT_LOGIN_RATE_LIMIT": "2 per minute"}
+    )
+    assert other.test_client().post("/auth", json={"username": "ann", "password": "x"}).status_code == 429
