@@ -1,6 +1,6 @@
 """The tutorial app with sessions on, served in its own process (tests only).
 
-    python -m tests.session_app --port 5001 --redis redis://127.0.0.1:6379/0
+    python -m tests.session_app --port 5001 --redis redis://127.0.0.1:6379/0 [--rate-limit "3 per minute"]
 
 Run from the repository root. Adds ``POST /admin/revoke-identity/<uid>``
 (unprotected: test use only) and prints ``serving <port>`` once listening.
@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from tests.conftest import make_app
 
 
-def build_app(redis_url: str, store_timeout: float = 1.0, grace: float = 0.0):
+def build_app(redis_url: str, store_timeout: float = 1.0, grace: float = 0.0, rate_limit=None):
     app = make_app(
         {
             "JWT_REFRESH_URL_RULE": "/auth/refresh",
@@ -25,6 +25,7 @@ def build_app(redis_url: str, store_timeout: float = 1.0, grace: float = 0.0):
             "JWT_TOKEN_STORE": redis_url,
             "JWT_TOKEN_STORE_TIMEOUT": store_timeout,
             "JWT_REFRESH_REUSE_GRACE": grace,
+            "JWT_LOGIN_RATE_LIMIT": rate_limit,
         }
     )
     jwt = app.extensions["jwt"]
@@ -43,8 +44,9 @@ def main(argv=None) -> int:
     parser.add_argument("--redis", required=True, help="JWT_TOKEN_STORE URL")
     parser.add_argument("--store-timeout", type=float, default=1.0)
     parser.add_argument("--grace", type=float, default=0.0)
+    parser.add_argument("--rate-limit", default=None, help="JWT_LOGIN_RATE_LIMIT (counted in that Redis)")
     args = parser.parse_args(argv)
-    app = build_app(args.redis, args.store_timeout, args.grace)
+    app = build_app(args.redis, args.store_timeout, args.grace, args.rate_limit)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     print("serving %d" % args.port, flush=True)
     try:

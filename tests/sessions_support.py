@@ -271,10 +271,17 @@ class AppProcess:
 
     START_TIMEOUT = 15.0
 
-    def __init__(self, redis_url: str, store_timeout: float = 1.0, grace: float = 0.0) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        store_timeout: float = 1.0,
+        grace: float = 0.0,
+        rate_limit: Optional[str] = None,
+    ) -> None:
         self.redis_url = redis_url
         self.store_timeout = store_timeout
         self.grace = grace
+        self.rate_limit = rate_limit
         self.port = 0
         self.process: Optional[subprocess.Popen] = None
         self._log: Any = None
@@ -294,6 +301,7 @@ class AppProcess:
                 "--redis", self.redis_url,
                 "--store-timeout", str(self.store_timeout),
                 "--grace", str(self.grace),
+                *(["--rate-limit", self.rate_limit] if self.rate_limit else []),
             ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
@@ -346,6 +354,10 @@ class AppProcess:
         answer = self.post("/auth", json_body={"username": username, "password": password})
         assert answer.status == 200, answer
         return answer.json["access_token"], answer.json["refresh_token"]
+
+    def attempt(self, username: str, password: str) -> HTTPAnswer:
+        """One POST /auth, whatever it answers (the throttle tests count these)."""
+        return self.post("/auth", json_body={"username": username, "password": password})
 
     def refresh(self, refresh_token: str) -> HTTPAnswer:
         return self.post("/auth/refresh", token=refresh_token)

@@ -26,6 +26,7 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     redis_client_fixture,
     redis_server_fixture,
     run_together,
+    serve_app,
 )
 
 LIMIT = "3 per minute"
@@ -397,67 +398,9 @@ def test_frozen_throttle_store_answers_503_within_the_store_timeout(own_redis: R
 # --- two processes over one real Redis -------------------------------------------------------
 
 
-class ThrottleProcess(AppProcess):
-    """``python -m tests.throttle_app`` in its own process on 127.0.0.1."""
-
-    def __init__(self, redis_url: str, rate_limit: str = LIMIT) -> None:
-        super().__init__(redis_url)
-        self.rate_limit = rate_limit
-
-    def launch(self) -> None:
-        import subprocess
-        import sys
-        import tempfile
-
-        from tests.redis_server import free_port
-        from tests.sessions_support import REPO_ROOT
-
-        self.port = free_port()
-        self._log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "tests.throttle_app",
-                "--port", str(self.port),
-                "--redis", self.redis_url,
-                "--rate-limit", self.rate_limit,
-            ],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def attempt(self, username: str, password: str) -> HTTPAnswer:
-        return self.post("/auth", json_body={"username": username, "password": password})
-
-
-def serve_throttle_apps(redis_url: str, count: int) -> List[ThrottleProcess]:
-    """Start ``count`` throttle_app processes and wait until each answers."""
-    apps = [ThrottleProcess(redis_url) for _ in range(count)]
-    try:
-        for app in apps:
-            app.launch()
-        for app in apps:
-            for _ in range(3):  # a port taken between free_port() and bind: try another
-                if app.wait_ready():
-                    break
-                log = app.log()
-                app.stop()
-                if "Address already in use" not in log:
-                    raise RuntimeError("throttle_app did not start on %s:\n%s" % (app.url, log))
-                app.launch()
-            else:
-                raise RuntimeError("throttle_app did not start: no free port")
-    except BaseException:
-        for app in apps:
-            app.stop()
-        raise
-    return apps
-
-
 @pytest.fixture(scope="module", name="processes")
-def processes_fixture(redis_server: RedisServer) -> Iterator[Tuple[ThrottleProcess, ThrottleProcess]]:
-    started = serve_throttle_apps(redis_server.url, 2)
+def processes_fixture(redis_server: RedisServer) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    started = serve_app(redis_server.url, 2, rate_limit=LIMIT)
     try:
         yield started[0], started[1]
     finally:
@@ -466,7 +409,7 @@ def processes_fixture(redis_server: RedisServer) -> Iterator[Tuple[ThrottleProce
 
 
 @pytest.fixture(name="ab")
-def ab_fixture(processes, redis_client) -> Tuple[ThrottleProcess, ThrottleProcess]:
+def ab_fixture(processes, redis_client) -> Tuple[AppProcess, AppProcess]:
     """The two processes, with the shared Redis database emptied first."""
     return processes
 
@@ -509,4 +452,4 @@ def test_two_processes_below_the_limit_are_not_throttled(ab):
     assert_http_bad_credentials(b.attempt("joe", "wrong"))
     for app in (a, b):
         answer = app.attempt("joe", "pass")
-        assert answer.status == 200 and set(answer.json) == {"access_token"}, answer
+        assert answer.status == 200 and {"access_token", "refresh_token"} <= set(answer.json), answer
