@@ -244,9 +244,10 @@ class RemoteKeys:
         self._fetched_at = time.monotonic()
         try:
             jwks = self.client.get_signing_keys(refresh=True)
-        except (_pyjwt.PyJWKClientError, _pyjwt.PyJWKSetError, ValueError) as exc:
-            # Unreachable, or answering something that is not a usable key set:
-            # the issuer's fault, never the client's, so 503 rather than 401.
+        except (_pyjwt.PyJWKClientError, _pyjwt.PyJWKSetError, ValueError, OSError) as exc:
+            # Unreachable (OSError: socket.timeout is no TimeoutError before 3.10),
+            # or answering something that is not a usable key set: the issuer's
+            # fault, never the client's, so 503 rather than 401.
             logger.error("JWKS URL unusable: %s", exc)
             raise JWTError(
                 "Service Unavailable", "The issuer's key set cannot be fetched; try again shortly",

@@ -57,15 +57,14 @@ class LoginThrottle:
         else:
             if "connection_pool" not in options:  # bounded waits, as for the token store
                 options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
-            self.storage = storage.storage_from_string(
-                uri, wrap_exceptions=True, key_prefix="tokenauth-login", **options
-            )
+            self.storage = storage.storage_from_string(uri, wrap_exceptions=True, **options)
         self.limiter = strategies.FixedWindowRateLimiter(self.storage)
 
     def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
-        # Usernames are hashed: the store never holds what someone typed.
+        # Usernames are hashed: the store never holds what someone typed. The
+        # namespace is part of the key itself (every limits version keeps it).
         name = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:32]
-        return ("user", name), ("addr", request.remote_addr or "unknown")
+        return ("tokenauth-login/user", name), ("tokenauth-login/addr", request.remote_addr or "unknown")
 
     def reserve(self, username: str) -> List[Tuple[str, str]]:
         """Count this attempt against both limits, atomically, before the
@@ -78,7 +77,7 @@ class LoginThrottle:
                 reset = self.limiter.get_window_stats(self.item, *key).reset_time
                 self.refund(reserved)
                 wait = max(1, math.ceil(reset - time.time()))
-                logger.warning("login throttled (%s over %s)", key[0], self.item)
+                logger.warning("login throttled (%s over %s)", key[0].rsplit("/", 1)[-1], self.item)
                 raise JWTError(
                     "Too Many Requests",
                     "Too many failed logins; try again in %d seconds" % wait,

@@ -6,10 +6,12 @@ app's token store (``memory://`` here, shared with the test client in this proce
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Any, Dict, List
 
+import click.testing
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -24,9 +26,16 @@ TYPE_CLAIM = "token_type"
 REVOKED = {"status_code": 401, "error": "Invalid token", "description": "Token has been revoked"}
 SESSION = {"JWT_REFRESH_URL_RULE": "/auth/refresh", "JWT_LOGOUT_URL_RULE": "/auth/logout"}
 
+# click < 8.2 mixes stderr into stdout unless asked not to (and 8.2 dropped the option).
+_SEPARATE_STDERR = (
+    {"mix_stderr": False}
+    if "mix_stderr" in inspect.signature(click.testing.CliRunner.__init__).parameters
+    else {}
+)
+
 
 def invoke(app, *args: str):
-    return app.test_cli_runner().invoke(args=["tokenauth", *args])
+    return app.test_cli_runner(**_SEPARATE_STDERR).invoke(args=["tokenauth", *args])
 
 
 def create_token(app, *args: str) -> str:
@@ -99,7 +108,7 @@ def test_create_token_expires(expires, seconds):
 def test_create_token_bad_expires_is_a_usage_error():
     result = invoke(make_app(), "create-token", "1", "--expires", "soon")
     assert result.exit_code == 2
-    assert "use a number with an optional unit" in result.output
+    assert "use a number with an optional unit" in result.output + result.stderr
 
 
 def test_create_token_refresh_makes_a_refresh_token():
@@ -250,7 +259,7 @@ def test_revoke_needs_exactly_one_of_token_and_identity(both):
     token = create_token(app, "1")
     result = invoke(app, "revoke", *([token, "--identity", "1"] if both else []))
     assert result.exit_code == 2
-    assert "give either a TOKEN or --identity, not both" in result.output
+    assert "give either a TOKEN or --identity, not both" in result.output + result.stderr
     assert get(app, token).get_json() == JOE  # nothing was revoked
 
 
@@ -354,5 +363,5 @@ def test_keygen_json_entry_works_as_jwt_keys(alg):
 def test_keygen_refuses_bad_algorithms(alg):
     result = invoke(make_app(), "keygen", "--alg", alg)
     assert result.exit_code == 2
-    assert "Invalid value for --alg" in result.output
+    assert "Invalid value for --alg" in result.output + result.stderr
     assert "BEGIN" not in result.output

@@ -306,7 +306,7 @@ def test_apps_on_one_redis_share_counters(redis_server, redis_client):
         assert_throttled(attempt(second.test_client(), "joe", "wrong", B))
         assert_throttled(attempt(first.test_client(), "joe", "wrong", C))
         keys = assert_every_key_has_ttl(redis_client)
-        assert keys and all(key.startswith(b"tokenauth-login") for key in keys), keys
+        assert keys and all(b"tokenauth-login/" in key for key in keys), keys
         assert not any(b"joe" in key for key in keys), "usernames must be hashed: %r" % keys
     finally:
         close_throttle(first)
@@ -322,7 +322,7 @@ def test_rate_limit_storage_override_memory_is_not_shared(redis_server, redis_cl
             assert_bad_credentials(attempt(first.test_client(), "joe", "wrong"))
         assert_throttled(attempt(first.test_client(), "joe", "wrong"))
         assert_bad_credentials(attempt(second.test_client(), "joe", "wrong"))
-        assert redis_client.keys("tokenauth-login*") == []
+        assert redis_client.keys("*tokenauth-login/*") == []
     finally:
         close_throttle(first)
         close_throttle(second)
@@ -433,7 +433,7 @@ def test_two_processes_share_the_username_limit(ab, redis_client):
     assert_http_throttled(a.attempt("joe", "wrong"))
     assert_http_throttled(b.attempt("joe", "pass"))
     keys = assert_every_key_has_ttl(redis_client)
-    assert keys and all(key.startswith(b"tokenauth-login") for key in keys), keys
+    assert keys and all(b"tokenauth-login/" in key for key in keys), keys
 
 
 def test_two_processes_share_the_address_limit(ab):
