@@ -26,6 +26,7 @@ from .errors import ConfigurationError, JWTError
 logger = logging.getLogger("flask_tokenauth")
 
 SYMMETRIC = ("HS256", "HS384", "HS512")
+_HMAC_MINIMUM = {"HS256": 32, "HS384": 48, "HS512": 64}
 ASYMMETRIC = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
     "ES256", "ES256K", "ES384", "ES512", "EdDSA", "Ed25519",
@@ -86,9 +87,12 @@ def make_key(
         if not isinstance(secret, (str, bytes)):
             raise ConfigurationError("%s must be a str or bytes" % names[0])
         prepared = _prepare(impl, secret, algorithm, names[0])
-        message = impl.check_key_length(prepared)
-        if message:
-            logger.warning("weak HMAC secret: %s", message)
+        minimum = _HMAC_MINIMUM[algorithm]
+        if len(prepared) < minimum:  # RFC 7518 section 3.2: at least the hash size
+            logger.warning(
+                "weak HMAC secret: %d bytes, %s wants at least %d (RFC 7518 section 3.2)",
+                len(prepared), algorithm, minimum,
+            )
         return Key(kid, algorithm, prepared, prepared)
     signing = None if private_key is None else _prepare(impl, private_key, algorithm, names[1])
     if signing is not None and not hasattr(signing, "public_key"):
