@@ -107,11 +107,24 @@ def make_key(
         verifying = signing.public_key()
     else:
         verifying = None
-    if signing is not None and public_key is not None:
-        probe = b"flask-tokenauth key pair check"
-        if not impl.verify(probe, verifying, impl.sign(probe, signing)):
-            raise ConfigurationError("%s does not belong to %s" % (names[2], names[1]))
+    _probe(impl, algorithm, signing, verifying, names)
     return Key(kid, algorithm, signing, verifying)
+
+
+def _probe(impl: Any, algorithm: str, signing: Any, verifying: Any, names: Tuple[str, ...]) -> None:
+    """Sign and verify once, so a key of the wrong type for the algorithm (an
+    EC key for RS256, a P-384 key for ES256) or a mismatched pair is a
+    configuration error now, whatever the PyJWT version checks itself."""
+    probe = b"flask-tokenauth key check"
+    try:
+        signature = impl.sign(probe, signing) if signing is not None else None
+        if verifying is not None:
+            valid = impl.verify(probe, verifying, signature if signature is not None else b"\0" * 64)
+    except Exception as exc:  # cryptography raises several kinds for a wrong key type
+        which = names[1] if signing is not None else names[2]
+        raise ConfigurationError("%s does not fit algorithm %s: %s" % (which, algorithm, exc)) from exc
+    if signature is not None and verifying is not None and not valid:
+        raise ConfigurationError("%s does not belong to %s" % (names[2], names[1]))
 
 
 def keys_from_config(spec: Any, default_algorithm: str) -> List[Key]:

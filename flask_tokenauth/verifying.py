@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import time
 from typing import Any, Callable, Dict, Iterable, Optional, TypeVar, Union, cast
 
@@ -32,6 +33,7 @@ logger = logging.getLogger("flask_tokenauth")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ENVIRON_KEY = "flask_tokenauth.verified"
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 #: What hostile input can make a decoder raise besides InvalidTokenError.
 _DECODE_ERRORS = (InvalidTokenError, ValueError, TypeError, KeyError, UnicodeError, OverflowError)
 #: What an identity handler raises when claims it needs are missing or malformed.
@@ -83,6 +85,10 @@ def verify_token(state: AppState, token: str) -> Dict[str, Any]:
             if hit is not None and time.time() <= hit[1]:
                 return dict(hit[0])
             claims = default_decode_handler(token)
+            if _COMPACT_JWS.fullmatch(token) is None:
+                # Only the base64url alphabet, in three parts: some PyJWT versions
+                # skip stray characters, and a token is accepted exactly as issued.
+                raise invalid("Invalid token", "Token is not a compact JWS (three base64url parts)")
             state.remember(token, claims)
             claims = dict(claims)
     except _DECODE_ERRORS as exc:
