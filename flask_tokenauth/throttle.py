@@ -87,9 +87,13 @@ class LoginThrottle:
         return reserved
 
     def refund(self, reserved: List[Tuple[str, str]]) -> None:
-        """Give back reserved attempts: a success (or a handler error) is not a failure."""
+        """Give back reserved attempts: a success (or a handler error) is not a failure.
+
+        A window that ended meanwhile has nothing to give back (a decrement
+        there would start the next window below zero)."""
         for key in reserved:
-            self.storage.incr(self.item.key_for(*key), self.item.get_expiry(), amount=-1)
+            if self.limiter.get_window_stats(self.item, *key).remaining < self.item.amount:
+                self.storage.incr(self.item.key_for(*key), self.item.get_expiry(), amount=-1)
 
 
 def _storage_errors() -> Tuple[Type[BaseException], ...]:
