@@ -63,7 +63,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import hmac
 import os
 import platform
 import secrets
@@ -74,6 +73,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jwt as pyjwt
+from bench_app import authenticate, identity  # the same users as the throughput app
 from flask import Flask
 from werkzeug.test import EnvironBuilder
 
@@ -94,30 +94,6 @@ TARGET_REDIS_VS_EXTENDED_REDIS = 0.5
 REPO_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TOKENAUTH_REDIS_DB = 0  # flask_tokenauth's keys, under its prefix "tokenauth:"
 EXTENDED_REDIS_DB = 1  # Flask-JWT-Extended's blocklist: a separate database
-
-
-class User:
-    __slots__ = ("id", "username", "password")
-
-    def __init__(self, id: int, username: str, password: str) -> None:
-        self.id = id
-        self.username = username
-        self.password = password
-
-
-USERS = {1: User(1, "alice", "wonderland")}
-BY_NAME = {u.username: u for u in USERS.values()}
-
-
-def authenticate(username: str, password: str) -> Optional[User]:
-    user = BY_NAME.get(username)
-    if user is not None and hmac.compare_digest(user.password, password):
-        return user
-    return None
-
-
-def identity(payload: Dict[str, Any]) -> Optional[User]:
-    return USERS.get(payload["identity"])
 
 
 # --- the apps -------------------------------------------------------------------
