@@ -66,6 +66,7 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_TOKEN_STORE_PREFIX": "tokenauth:",
     "JWT_TOKEN_STORE_TIMEOUT": 1.0,
     "JWT_TOKEN_STORE_FAIL_OPEN": False,
+    "JWT_TOKEN_STORE_MAX_CONNECTIONS": 50,  # per process, whatever the threads or greenlets
     # --- login throttling (off until a limit is set) ---
     "JWT_LOGIN_RATE_LIMIT": None,  # e.g. "5 per minute": failed logins per username and per address
     "JWT_LOGIN_RATE_LIMIT_STORAGE": None,  # a limits storage URI; None: the token store's Redis, or memory

@@ -60,6 +60,8 @@ class JWT:
         app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
         state = AppState(self, app.config)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
+        state.open_store()  # so does a store setting that cannot work
+        state.login_throttle()  # and a login limit that cannot be parsed
         app.extensions["jwt"] = self
         app.extensions[EXTENSION_KEY] = state
 

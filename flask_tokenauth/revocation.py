@@ -1,9 +1,11 @@
 """Where revocation lives: logout, "log out everywhere", and the per-request check.
 
 A token is refused when its ``jti`` was revoked, when its family (``fam``, one
-login and every token refreshed from it) was revoked, or when it was issued
-before its identity's cut-off. Entries are keyed on those claims, never on the
-token string, so a re-encoded copy of a revoked token is refused too.
+login and every token refreshed from it) was revoked, when it was issued
+before its identity's cut-off, or when it was issued before the store's epoch
+(a shared store that lost its memory cannot vouch for older tokens). Entries
+are keyed on those claims, never on the token string, so a re-encoded copy of
+a revoked token is refused too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Dict, Optional
 from .config import config
 from .errors import JWTError, StoreUnavailable
 from .state import AppState, app_state
-from .store import StoreError
+from .store import Status, StoreError, TokenRef
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -47,32 +49,53 @@ def store_failed(exc: Exception) -> JWTError:
     return StoreUnavailable("The token store is unreachable; try again shortly")
 
 
+def token_ref(state: AppState, claims: Dict[str, Any]) -> TokenRef:
+    """How the store names the token these claims belong to."""
+    claim = state.config.get("JWT_IDENTITY_CLAIM") or config.identity_claim
+    jti, family = claims.get("jti"), claims.get("fam")
+    return TokenRef(
+        None if jti is None else str(jti),
+        None if family is None else str(family),
+        identity_key(claims.get(claim)),
+    )
+
+
 def check_not_revoked(state: AppState, claims: Dict[str, Any]) -> None:
     """Raise 401 when ``claims`` belong to a revoked token, 503 when the store
     cannot say (unless ``JWT_TOKEN_STORE_FAIL_OPEN`` is set)."""
     try:
-        claim = state.config.get("JWT_IDENTITY_CLAIM") or config.identity_claim
-        token_dead, family_dead, cutoff = state.store().lookup(
-            claims.get("jti"), claims.get("fam"), identity_key(claims.get(claim))
-        )
+        status = state.store().lookup(token_ref(state, claims))
     except StoreError as exc:
         if config.store_fail_open:
             logger.warning("token store unreachable, letting the token through (fail open): %s", exc)
             return
         raise store_failed(exc) from exc
-    if token_dead or family_dead:
+    if status.token_revoked or status.family_revoked or _before_cutoff(state, claims, status):
         raise revoked_error()
-    if cutoff is not None:
-        iat = claims.get("iat")
-        if not isinstance(iat, (int, float)) or iat < cutoff:
-            raise revoked_error()
+
+
+def _before_cutoff(state: AppState, claims: Dict[str, Any], status: Status) -> bool:
+    """Issued before its identity's cut-off, or before the store's memory began."""
+    cutoff, epoch = status.cutoff, status.epoch
+    if cutoff is None and epoch is None:
+        return False
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        # No issue time: refused under an identity cut-off, and while a token
+        # issued before the epoch could still be alive.
+        return cutoff is not None or time.time() < epoch + _horizon(state)  # type: ignore[operator]
+    return (cutoff is not None and iat < cutoff) or (epoch is not None and iat < epoch)
+
+
+def _horizon(state: AppState) -> float:
+    """No token this app accepts lives longer than this many seconds."""
+    return max(config.longest_lifetime, state.longest_issued + config.leeway)
 
 
 def _remaining(until: Optional[float], now: float) -> float:
     """Seconds an entry must live to outlast a token expiring at ``until``."""
-    fallback = max(config.longest_lifetime, app_state().longest_issued + config.leeway)
     if not isinstance(until, (int, float)):
-        return fallback
+        return _horizon(app_state())
     return max(1.0, until - now + config.leeway)
 
 
@@ -88,25 +111,24 @@ def family_end(claims: Dict[str, Any]) -> Optional[float]:
 
 def revoke_claims(claims: Dict[str, Any], *, family: bool = True) -> None:
     """Revoke the token these verified claims belong to, and its family."""
-    store = app_state().store()
+    state = app_state()
+    ref = token_ref(state, claims)
     now = time.time()
     try:
-        jti = claims.get("jti")
-        if isinstance(jti, str):
-            store.revoke_token(jti, _remaining(claims.get("exp"), now))
-        fam = claims.get("fam")
-        if family and isinstance(fam, str):
-            store.revoke_family(fam, _remaining(family_end(claims), now))
+        if isinstance(claims.get("jti"), str):
+            state.store().revoke_token(ref, _remaining(claims.get("exp"), now))
+        if family and isinstance(claims.get("fam"), str):
+            state.store().revoke_family(ref, _remaining(family_end(claims), now))
     except StoreError as exc:
         raise store_failed(exc) from exc
 
 
 def revoke_family(claims: Dict[str, Any]) -> None:
-    fam = claims.get("fam")
-    if not isinstance(fam, str):
+    if not isinstance(claims.get("fam"), str):
         return
+    state = app_state()
     try:
-        app_state().store().revoke_family(fam, _remaining(family_end(claims), time.time()))
+        state.store().revoke_family(token_ref(state, claims), _remaining(family_end(claims), time.time()))
     except StoreError as exc:
         raise store_failed(exc) from exc
 
@@ -118,7 +140,6 @@ def revoke_identity(identity_value: Any) -> None:
         raise ValueError("revoke_identity needs an identity, not None")
     try:
         state = app_state()
-        horizon = max(config.longest_lifetime, state.longest_issued + config.leeway)
-        state.store().revoke_identity(key, time.time(), horizon)
+        state.store().revoke_identity(TokenRef(identity=key), time.time(), _horizon(state))
     except StoreError as exc:
         raise store_failed(exc) from exc

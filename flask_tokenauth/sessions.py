@@ -17,9 +17,9 @@ from typing import Any, Dict
 from .config import TYPE_CLAIM, config
 from .cookies import check_csrf
 from .issuing import FRESH_CLAIMS, Login, as_token, base_claims, refresh_claims, sign
-from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed
+from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed, token_ref
 from .state import app_state
-from .store import StoreError
+from .store import StateLost, StoreError
 from .verifying import identify, invalid, verify_token
 
 logger = logging.getLogger("flask_tokenauth")
@@ -57,12 +57,14 @@ def rotate(refresh_token: str) -> Login:
     record: Dict[str, Any] = {"spent": presented, "at": now}
     if grace > 0:
         record.update(access=str(access), refresh=str(successor))
-    family = str(session["fam"] or presented)
+    ref = token_ref(state, claims)._replace(family=str(session["fam"] or presented))
     ttl = max(1.0, end - now + config.leeway)
     try:
         current = state.store().rotate(
-            family, presented, successor_claims["jti"], json.dumps(record), ttl
+            ref, presented, successor_claims["jti"], json.dumps(record), ttl
         )
+    except StateLost:
+        raise revoked_error() from None
     except StoreError as exc:
         raise store_failed(exc) from exc
     if current is None:

@@ -8,6 +8,7 @@ one app needs at run time: its prepared keys and its cache of verified tokens.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
@@ -15,12 +16,15 @@ from flask import current_app
 
 from .codec import Keyring
 from .config import DEFAULTS, Config, seconds
-from .store import TokenStore, open_store
+from .errors import ConfigurationError
+from .store import StoreError, TokenStore, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from .extension import JWT
 
 EXTENSION_KEY = "flask_tokenauth"
+
+logger = logging.getLogger("flask_tokenauth")
 
 
 class AppState:
@@ -79,26 +83,44 @@ class AppState:
 
     def store(self) -> TokenStore:
         """The app's token store, opened on first use and reopened when
-        ``JWT_TOKEN_STORE`` changes."""
-        conf = self.config
-        spec = conf.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
+        ``JWT_TOKEN_STORE`` changes. Opened at ``init_app`` too, where a
+        setting that cannot work raises ConfigurationError; a store opened
+        later (the setting changed) that cannot work is a StoreError (503)."""
+        spec = self.config.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
         store = self._store
         if store is not None and spec is self._store_spec:
             return store
+        try:
+            return self.open_store()
+        except ConfigurationError as exc:
+            logger.error("JWT_TOKEN_STORE cannot work: %s", exc)
+            raise StoreError(str(exc)) from exc
+
+    def open_store(self) -> TokenStore:
+        """Open (and check) the store ``JWT_TOKEN_STORE`` names, unless it is open."""
+        conf = self.config
+        get = conf.get
         with self._lock:
-            if self._store is None or spec is not self._store_spec:
-                self._store = open_store(
-                    spec,
-                    prefix=conf.get("JWT_TOKEN_STORE_PREFIX", DEFAULTS["JWT_TOKEN_STORE_PREFIX"]),
-                    timeout=seconds(
-                        conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"])
-                    ),
-                )
-                self._store_spec = spec
-            return self._store
+            spec = get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
+            if self._store is not None and spec is self._store_spec:
+                return self._store
+            store = open_store(
+                spec,
+                prefix=get("JWT_TOKEN_STORE_PREFIX", DEFAULTS["JWT_TOKEN_STORE_PREFIX"]),
+                timeout=seconds(get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"])),
+                max_connections=int(
+                    get("JWT_TOKEN_STORE_MAX_CONNECTIONS", DEFAULTS["JWT_TOKEN_STORE_MAX_CONNECTIONS"])
+                ),
+            )
+            store.prepare()
+            self._store, self._store_spec = store, spec
+            return store
 
     def login_throttle(self) -> Any:
-        """The app's login throttle, or ``None`` when JWT_LOGIN_RATE_LIMIT is unset."""
+        """The app's login throttle, or ``None`` when JWT_LOGIN_RATE_LIMIT is unset.
+
+        Its counters go where ``JWT_LOGIN_RATE_LIMIT_STORAGE`` says, else beside
+        the token store's entries (its Redis or Redis Cluster), else in memory."""
         conf = self.config
         limit = conf.get("JWT_LOGIN_RATE_LIMIT")
         if not limit:
@@ -109,13 +131,13 @@ class AppState:
             conf.get("JWT_LOGIN_RATE_LIMIT_STORAGE"),
         )
         if self._throttle is None or spec != self._throttle_spec:
-            from .throttle import LoginThrottle
+            from .throttle import LoginThrottle, storage_for
 
+            storage = storage_for(spec[2], self.store())
             with self._lock:  # checked again inside: concurrent first logins share one throttle
                 if self._throttle is not None and spec == self._throttle_spec:
                     return self._throttle
-                timeout = seconds(conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
-                self._throttle = LoginThrottle(limit, spec[1], timeout)
+                self._throttle = LoginThrottle(limit, storage)
                 self._throttle_spec = spec
         return self._throttle
 

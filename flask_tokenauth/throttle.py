@@ -16,49 +16,78 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
-from typing import Any, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from flask import request
 
 from .config import config
-from .errors import JWTError, StoreUnavailable
+from .errors import ConfigurationError, JWTError, StoreUnavailable
+from .store import StoreError
 
 logger = logging.getLogger("flask_tokenauth")
 
 
-def _storage_uri(spec: Any) -> Tuple[str, dict]:
-    """The ``limits`` storage that matches the token store (or the override)."""
-    override = config.get("JWT_LOGIN_RATE_LIMIT_STORAGE")
+def storage_for(override: Optional[str], store: Any) -> Tuple[str, Dict[str, Any]]:
+    """The ``limits`` storage for the counters: ``override`` (a ``limits`` URI),
+    else the token store's own Redis, else memory."""
     if override:
+        from limits.storage import SCHEMES
+
+        scheme = override.split("://", 1)[0].lower() if "://" in override else ""
+        if scheme not in SCHEMES or scheme.startswith("async+"):
+            raise ConfigurationError(
+                "JWT_LOGIN_RATE_LIMIT_STORAGE %r: not a storage URI that limits knows" % override
+            )
         return override, {}
-    if isinstance(spec, str):
-        scheme = spec.split("://", 1)[0].lower()
-        if scheme in ("redis", "rediss"):
-            return spec, {}
-        if scheme == "unix":
-            return "redis+unix://" + spec.split("://", 1)[1], {}
-    pool = getattr(spec, "connection_pool", None)
-    if pool is not None:  # a redis.Redis client: share its connections
-        return "redis://", {"connection_pool": pool}
-    return "memory://", {}
+    return store.limits_storage() or ("memory://", {})
 
 
 class LoginThrottle:
-    """One limit (``"5 per minute"``) over one storage, fixed window."""
+    """One limit (``"5 per minute"``) over one storage, fixed window.
 
-    def __init__(self, limit: str, store_spec: Any, timeout: float) -> None:
-        from limits import parse, storage, strategies
+    The limit is parsed when the app starts (a bad one fails there); the
+    storage is made on first use, since a Redis that is down at start may come
+    up later. ``storage`` is a ``limits`` URI and its options: the override
+    ``JWT_LOGIN_RATE_LIMIT_STORAGE``, else what the token store offers (its
+    Redis or Redis Cluster, with its timeout and connection bound), else memory.
+    """
 
-        self.item = parse(limit)
-        uri, options = _storage_uri(store_spec)
-        if uri.startswith("memory://"):
-            self.storage = storage.storage_from_string(uri)
-        else:
-            if "connection_pool" not in options:  # bounded waits, as for the token store
-                options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
-            self.storage = storage.storage_from_string(uri, wrap_exceptions=True, **options)
-        self.limiter = strategies.FixedWindowRateLimiter(self.storage)
+    def __init__(self, limit: str, storage: Tuple[str, Dict[str, Any]]) -> None:
+        from limits import parse
+
+        try:
+            self.item = parse(limit)
+        except ValueError as exc:
+            raise ConfigurationError("JWT_LOGIN_RATE_LIMIT %r: %s" % (limit, exc)) from exc
+        self._uri, self._options = storage
+        self._limiter: Any = None
+        self._lock = threading.Lock()
+        self.storage: Any = None
+
+    @property
+    def limiter(self) -> Any:
+        """The ``limits`` limiter, its storage made on first use."""
+        limiter = self._limiter
+        if limiter is not None:
+            return limiter
+        from limits import storage, strategies
+        from limits.errors import StorageError
+
+        with self._lock:
+            if self._limiter is None:
+                try:
+                    if self._uri.startswith("memory://"):
+                        self.storage = storage.storage_from_string(self._uri)
+                    else:
+                        self.storage = storage.storage_from_string(
+                            self._uri, wrap_exceptions=True, **self._options
+                        )
+                except Exception as exc:  # a cluster client connects as it is made
+                    raise StorageError(exc) from exc
+                self._limiter = strategies.FixedWindowRateLimiter(self.storage)
+            return self._limiter
 
     def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
         # Usernames are hashed: the store never holds what someone typed. The
@@ -107,7 +136,11 @@ def throttled_login(username: str, attempt: Any) -> Any:
     a falsy result counts as a failure."""
     from .state import app_state
 
-    throttle: Optional[LoginThrottle] = app_state().login_throttle()
+    try:
+        throttle: Optional[LoginThrottle] = app_state().login_throttle()
+    except (StoreError, ConfigurationError) as exc:  # settings changed after init_app
+        logger.error("login throttle cannot work: %s", exc)
+        raise StoreUnavailable("The login throttle store is unreachable; try again shortly") from exc
     if throttle is None:
         return attempt()
     try:

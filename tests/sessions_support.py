@@ -176,12 +176,28 @@ def run_together(count: int, action: Callable[[int], Any], timeout: float = 20.0
     return results
 
 
+def is_marker(key: bytes) -> bool:
+    """A generation marker: the one kind of key the store keeps for good."""
+    return key.endswith(b"}:gen")
+
+
 def assert_every_key_has_ttl(client: redis.Redis) -> List[bytes]:
-    """Every key in the Redis database expires (PTTL > 0); returns the keys."""
-    keys = sorted(client.keys("*"))
+    """Every key in the Redis database but the generation markers expires
+    (PTTL > 0), and no marker does; returns the other keys."""
+    keys = sorted(key for key in client.keys("*") if not is_marker(key))
     without = {key: client.pttl(key) for key in keys if client.pttl(key) <= 0}
     assert not without, "keys without a TTL (PTTL): %r" % without
+    markers = [key for key in client.keys("*") if is_marker(key)]
+    assert all(client.pttl(key) == -1 for key in markers)
     return keys
+
+
+def empty_revocations(client: redis.Redis) -> None:
+    """Delete every key but the store's generation markers: what a test wrote
+    goes, and apps already running see no lost state."""
+    doomed = [key for key in client.scan_iter(count=1000) if not is_marker(key)]
+    for start in range(0, len(doomed), 500):
+        client.delete(*doomed[start:start + 500])
 
 
 # --- Redis fixtures -------------------------------------------------------------
@@ -200,9 +216,10 @@ def redis_server_fixture() -> Iterator[RedisServer]:
 
 @pytest.fixture(name="redis_client")
 def redis_client_fixture(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client on the module's server, whose database is empty at the start of the test."""
+    """A client on the module's server, whose database holds nothing but the
+    store's generation markers at the start of the test."""
     client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
+    empty_revocations(client)
     try:
         yield client
     finally:

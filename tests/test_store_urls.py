@@ -9,7 +9,7 @@ from typing import Iterator, List
 
 import pytest
 
-from flask_tokenauth.store import open_store
+from flask_tokenauth.store import TokenRef, open_store
 from flask_tokenauth.store.redis import RedisStore
 from tests.conftest import auth_header, login, make_app
 from tests.redis_server import RedisServer
@@ -40,13 +40,15 @@ def unix_redis() -> Iterator[UnixRedisServer]:
 def test_open_store_with_a_unix_url_revokes_and_looks_up(unix_redis):
     store = open_store("unix://%s?db=3" % unix_redis.socket)
     assert isinstance(store, RedisStore)
+    token = TokenRef("a-jti", "a-family", "i:1")
     try:
-        assert store.lookup("a-jti", "a-family", "i:1") == (False, False, None)
-        store.revoke_token("a-jti", 30)
-        store.revoke_family("a-family", 30)
-        store.revoke_identity("i:1", 1234.5, 30)
-        assert store.lookup("a-jti", "a-family", "i:1") == (True, True, 1234.5)
-        assert store.client.connection_pool.connection_kwargs["db"] == 3
+        store.prepare()
+        assert store.lookup(token)[:3] == (False, False, None)
+        store.revoke_token(token, 30)
+        store.revoke_family(token, 30)
+        store.revoke_identity(token, 1234.5, 30)
+        assert store.lookup(token)[:3] == (True, True, 1234.5)
+        assert store.link.kwargs["db"] == 3
     finally:
         store.close()
 

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Dict, Optional, Tuple
 
-from . import TokenStore
+from . import Status, TokenRef, TokenStore, required
 
 _SWEEP_EVERY = 1024  # writes between sweeps of expired entries
 
@@ -22,10 +22,9 @@ class MemoryStore(TokenStore):
         self._rotations: Dict[str, Tuple[str, str, float]] = {}  # family -> (jti, record, deadline)
         self._writes = 0
 
-    def lookup(
-        self, jti: Optional[str], family: Optional[str], identity: Optional[str]
-    ) -> Tuple[bool, bool, Optional[float]]:
+    def lookup(self, ref: TokenRef) -> Status:
         now = time.time()
+        jti, family, identity = ref
         token_dead = jti is not None and self._tokens.get(jti, 0.0) > now
         family_dead = family is not None and self._families.get(family, 0.0) > now
         cutoff = None
@@ -33,20 +32,23 @@ class MemoryStore(TokenStore):
             entry = self._identities.get(identity)
             if entry is not None and entry[1] > now:
                 cutoff = entry[0]
-        return token_dead, family_dead, cutoff
+        return Status(token_dead, family_dead, cutoff)
 
-    def revoke_token(self, jti: str, ttl: float) -> None:
+    def revoke_token(self, ref: TokenRef, ttl: float) -> None:
+        jti = required(ref.jti, "jti")
         with self._lock:
             self._tokens[jti] = time.time() + ttl
             self._wrote()
 
-    def revoke_family(self, family: str, ttl: float) -> None:
+    def revoke_family(self, ref: TokenRef, ttl: float) -> None:
+        family = required(ref.family, "family")
         with self._lock:
             deadline = time.time() + ttl
             self._families[family] = max(deadline, self._families.get(family, 0.0))
             self._wrote()
 
-    def revoke_identity(self, identity: str, cutoff: float, ttl: float) -> None:
+    def revoke_identity(self, ref: TokenRef, cutoff: float, ttl: float) -> None:
+        identity = required(ref.identity, "identity")
         with self._lock:
             old = self._identities.get(identity)
             deadline = time.time() + ttl
@@ -56,12 +58,13 @@ class MemoryStore(TokenStore):
             self._wrote()
 
     def rotate(
-        self, family: str, presented: str, successor: str, record: str, ttl: float
+        self, ref: TokenRef, presented: str, successor: str, record: str, ttl: float
     ) -> Optional[str]:
+        family = required(ref.family, "family")
         with self._lock:
             now = time.time()
             found = self._rotations.get(family)
-            if found is not None and found[2] > now and found[0] != presented:
+            if found is not None and found[2] > now and found[0] not in (presented, successor):
                 return found[1]
             self._rotations[family] = (successor, record, now + ttl)
             self._wrote()
