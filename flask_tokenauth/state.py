@@ -133,11 +133,13 @@ class AppState:
         if self._throttle is None or spec != self._throttle_spec:
             from .throttle import LoginThrottle, storage_for
 
-            storage = storage_for(spec[2], self.store())
+            store = self.store()
+            storage = storage_for(spec[2], store)
+            bounded = None if spec[2] else getattr(store, "bounded", None)
             with self._lock:  # checked again inside: concurrent first logins share one throttle
                 if self._throttle is not None and spec == self._throttle_spec:
                     return self._throttle
-                self._throttle = LoginThrottle(limit, storage)
+                self._throttle = LoginThrottle(limit, storage, bounded)
                 self._throttle_spec = spec
         return self._throttle
 

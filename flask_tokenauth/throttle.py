@@ -18,7 +18,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple, Type
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from flask import request
 
@@ -54,7 +55,12 @@ class LoginThrottle:
     Redis or Redis Cluster, with its timeout and connection bound), else memory.
     """
 
-    def __init__(self, limit: str, storage: Tuple[str, Dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        limit: str,
+        storage: Tuple[str, Dict[str, Any]],
+        bounded: Optional[Callable[[Callable[[], Any]], Any]] = None,
+    ) -> None:
         from limits import parse
 
         try:
@@ -62,6 +68,9 @@ class LoginThrottle:
         except ValueError as exc:
             raise ConfigurationError("JWT_LOGIN_RATE_LIMIT %r: %s" % (limit, exc)) from exc
         self._uri, self._options = storage
+        #: Runs each storage call under the token store's bounds (connection
+        #: limit, deadline, retries) when the counters share its Redis.
+        self._bounded = bounded or (lambda action: action())
         self._limiter: Any = None
         self._lock = threading.Lock()
         self.storage: Any = None
@@ -73,21 +82,23 @@ class LoginThrottle:
         if limiter is not None:
             return limiter
         from limits import storage, strategies
-        from limits.errors import StorageError
 
         with self._lock:
             if self._limiter is None:
-                try:
-                    if self._uri.startswith("memory://"):
-                        self.storage = storage.storage_from_string(self._uri)
-                    else:
-                        self.storage = storage.storage_from_string(
-                            self._uri, wrap_exceptions=True, **self._options
-                        )
-                except Exception as exc:  # a cluster client connects as it is made
-                    raise StorageError(exc) from exc
+                if self._uri.startswith("memory://"):
+                    self.storage = storage.storage_from_string(self._uri)
+                else:  # a cluster client connects as it is made
+                    self.storage = self._bounded(
+                        lambda: storage.storage_from_string(self._uri, wrap_exceptions=True, **self._options)
+                    )
                 self._limiter = strategies.FixedWindowRateLimiter(self.storage)
             return self._limiter
+
+    def _hit(self, key: Tuple[str, str]) -> bool:
+        return self._bounded(lambda: self.limiter.hit(self.item, *key))
+
+    def _stats(self, key: Tuple[str, str]) -> Any:
+        return self._bounded(lambda: self.limiter.get_window_stats(self.item, *key))
 
     def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
         # Usernames are hashed: the store never holds what someone typed. The
@@ -102,8 +113,8 @@ class LoginThrottle:
         reserved: List[Tuple[str, str]] = []
         for key in self._keys(username):
             reserved.append(key)
-            if not self.limiter.hit(self.item, *key):
-                reset = self.limiter.get_window_stats(self.item, *key).reset_time
+            if not self._hit(key):
+                reset = self._stats(key).reset_time
                 self.refund(reserved)
                 wait = max(1, math.ceil(reset - time.time()))
                 logger.warning("login throttled (%s over %s)", key[0].rsplit("/", 1)[-1], self.item)
@@ -121,14 +132,15 @@ class LoginThrottle:
         A window that ended meanwhile has nothing to give back (a decrement
         there would start the next window below zero)."""
         for key in reserved:
-            if self.limiter.get_window_stats(self.item, *key).remaining < self.item.amount:
-                self.storage.incr(self.item.key_for(*key), self.item.get_expiry(), amount=-1)
+            if self._stats(key).remaining < self.item.amount:
+                name, expiry = self.item.key_for(*key), self.item.get_expiry()
+                self._bounded(partial(self.storage.incr, name, expiry, amount=-1))
 
 
 def _storage_errors() -> Tuple[Type[BaseException], ...]:
     from limits.errors import StorageError
 
-    return (StorageError,)
+    return (StorageError, StoreError)
 
 
 def throttled_login(username: str, attempt: Any) -> Any:

@@ -81,3 +81,17 @@ def login(client, username: str = "joe", password: str = "pass") -> str:
 
 def auth_header(token: str, prefix: str = "JWT") -> Dict[str, str]:
     return {"Authorization": "%s %s" % (prefix, token)}
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """One real Redis Cluster (3 masters, 3 replicas) for the whole run, started
+    on first use: every cluster test shares it (see tests/cluster_support.py)."""
+    from tests.redis_cluster import LocalCluster
+
+    cluster = LocalCluster(masters=3, replicas=1)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.kill_all()

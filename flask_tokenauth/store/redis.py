@@ -26,13 +26,15 @@ import logging
 import threading
 import time
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..errors import ConfigurationError
 from . import StateLost, Status, StoreError, TokenRef, TokenStore, required
-from .redis_connection import RedisLink, connect
+from .redis_connection import RedisLink, connect, not_a_cluster
 
 logger = logging.getLogger("flask_tokenauth")
+
+T = TypeVar("T")
 
 #: Groups of keys (hash tags). Enough to spread over any cluster's masters.
 GROUPS = 1024
@@ -134,6 +136,11 @@ class RedisStore(TokenStore):
         try:
             infos = self.link.info()
         except StoreError as exc:
+            if exc.__cause__ is not None and not_a_cluster(exc.__cause__):
+                raise ConfigurationError(
+                    "JWT_TOKEN_STORE %s is not a Redis Cluster (cluster mode is not enabled): "
+                    "use redis:// for a single server" % self.link.description
+                ) from exc
             logger.warning(
                 "token store %s is unreachable at start (%s); requests that need it get 503 "
                 "until it answers",
@@ -152,6 +159,11 @@ class RedisStore(TokenStore):
 
     def limits_storage(self) -> Optional[Tuple[str, Dict[str, Any]]]:
         return self.link.limits_storage()
+
+    def bounded(self, action: Callable[[], T]) -> T:
+        """Run ``action`` (a call of the login throttle on this Redis) within the
+        store's bounds: its connection limit, its deadline, its retries."""
+        return self.link.call(action)
 
     def close(self) -> None:
         self.link.close()

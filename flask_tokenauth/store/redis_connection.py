@@ -38,6 +38,9 @@ logger = logging.getLogger("flask_tokenauth")
 
 T = TypeVar("T")
 
+#: The name the store's connections give themselves (unless the app named them).
+CLIENT_NAME = "flask_tokenauth"
+
 #: Backoff between tries: 10 ms, doubling up to 200 ms.
 _FIRST_DELAY, _MAX_DELAY = 0.01, 0.2
 
@@ -60,6 +63,8 @@ def _retryable(exc: BaseException) -> bool:
     failover), a server still loading, a replica that was a master, a slot
     moving or a cluster electing a new master."""
     errors = _redis.exceptions
+    if not_a_cluster(exc):
+        return False
     if isinstance(exc, errors.TimeoutError):
         return True  # the deadline decides whether there is time for another
     return isinstance(
@@ -74,6 +79,16 @@ def _retryable(exc: BaseException) -> bool:
             errors.RedisClusterException,  # includes SlotNotCoveredError
         ),
     ) and not isinstance(exc, errors.AuthenticationError)
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    errors = _redis.exceptions
+    return isinstance(exc, (errors.RedisError, errors.RedisClusterException))
+
+
+def not_a_cluster(exc: BaseException) -> bool:
+    """A cluster URL or client that reached a Redis without cluster mode."""
+    return "cluster mode is not enabled" in str(exc).lower()
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -107,6 +122,13 @@ class RedisLink:
     def info(self) -> List[Dict[str, str]]:
         """``INFO`` of every server that holds entries (every master of a cluster)."""
         return self._run(lambda left, first: self._info())
+
+    def call(self, action: Callable[[], T]) -> T:
+        """Run ``action`` (a call into another client of the same Redis, such as
+        the login throttle's) under the same bounds: one connection slot, the
+        deadline, retries of what a retry cures. Its errors, or the Redis errors
+        they wrap (``raise ... from``), become StoreError."""
+        return self._run(lambda left, first: action())
 
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         raise NotImplementedError
@@ -148,13 +170,12 @@ class RedisLink:
                 except StoreError:
                     raise
                 except Exception as exc:
-                    if _redis is None or not isinstance(
-                        exc, (_redis.exceptions.RedisError, _redis.exceptions.RedisClusterException)
-                    ):
+                    cause = exc if _is_redis_error(exc) else exc.__cause__
+                    if cause is None or not _is_redis_error(cause):
                         raise
                     left = deadline - time.monotonic()
-                    if not _retryable(exc) or left <= delay:
-                        raise StoreError("%s: %s" % (self.description, _describe_error(exc))) from exc
+                    if not _retryable(cause) or left <= delay:
+                        raise StoreError("%s: %s" % (self.description, _describe_error(cause))) from exc
                     time.sleep(delay)
                     delay, first = min(delay * 2, _MAX_DELAY), False
         finally:
@@ -234,7 +255,7 @@ class ServerLink(RedisLink):
             timeout=self.timeout,
             **self.kwargs,
         )
-        return "redis://", {"connection_pool": pool}
+        return "redis://", {"connection_pool": pool, "retry": _no_retry()}
 
     def close(self) -> None:
         self._drop_idle()
@@ -315,6 +336,8 @@ def _with_bounds(kwargs: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         socket_connect_timeout=timeout,
         decode_responses=False,
     )
+    if not bounded.get("client_name"):  # CLIENT LIST shows which connections are ours
+        bounded["client_name"] = CLIENT_NAME
     if "host" in bounded or "path" in bounded:  # a single server's connection
         bounded["retry"] = _no_retry()
     return bounded

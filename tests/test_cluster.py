@@ -1,0 +1,343 @@
+"""Sessions on a real Redis Cluster (3 masters, 3 replicas), across two app
+processes spoken to over HTTP, and under the cluster's own faults: a master
+killed or frozen, slots moved, every master flushed.
+
+Every cluster test shares one cluster (``redis_cluster``, started once per run);
+``cluster`` hands it over healed and emptied. The apps use
+``redis+cluster://`` with one seed node.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+
+from flask_tokenauth import ConfigurationError
+from tests.cluster_support import (  # noqa: F401 - fixtures are used by name
+    cluster_fixture,
+    command_calls,
+    group_stem,
+    identity_slot,
+)
+from tests.conftest import auth_header, login, make_app
+from tests.redis_cluster import LocalCluster
+from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
+    REUSED,
+    REVOKED,
+    AppProcess,
+    HTTPAnswer,
+    close_app_store,
+    redis_server_fixture,
+    run_together,
+    serve_app,
+    wait_next_second,
+)
+
+STORE_TIMEOUT = 1.0
+LIMIT = "3 per minute"
+JOE, ANN = "i:1", "i:2"  # how the store names the tutorial's users
+
+
+@pytest.fixture(scope="module", name="apps")
+def apps_fixture(redis_cluster: LocalCluster) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    """Two app processes (A and B) on the cluster, logins throttled at 3 failures a minute."""
+    started = serve_app(redis_cluster.url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT)
+    try:
+        yield started[0], started[1]
+    finally:
+        for app in started:
+            app.stop()
+
+
+@pytest.fixture(name="ab")
+def ab_fixture(apps, cluster) -> Tuple[AppProcess, AppProcess]:
+    return apps
+
+
+def assert_refused(answer: HTTPAnswer, body) -> None:
+    assert answer.status == 401, answer
+    assert answer.json == body
+
+
+# --- sessions across two processes -------------------------------------------------------
+
+
+def test_logout_on_a_is_refused_by_b_on_its_next_request(ab):
+    a, b = ab
+    access, refresh = a.login()
+    assert b.get("/protected", access).status == 200  # B has verified (and cached) it
+    assert a.post("/auth/logout", access).json == {"message": "Logged out"}
+    assert_refused(b.get("/protected", access), REVOKED)
+    assert_refused(b.refresh(refresh), REVOKED)
+    other, _ = b.login()
+    assert a.get("/protected", other).status == 200
+
+
+def test_refresh_rotates_and_reuse_on_the_other_process_revokes_the_family(ab):
+    a, b = ab
+    access0, refresh0 = a.login()
+    rotated = b.refresh(refresh0)
+    assert rotated.status == 200, rotated
+    access1, refresh1 = rotated.json["access_token"], rotated.json["refresh_token"]
+    assert a.get("/protected", access1).status == 200
+    assert_refused(a.refresh(refresh0), REUSED)
+    for app in (a, b):
+        assert_refused(app.refresh(refresh1), REVOKED)
+        assert_refused(app.get("/protected", access1), REVOKED)
+        assert_refused(app.get("/protected", access0), REVOKED)
+
+
+def test_log_out_everywhere_on_a_cuts_off_every_session_on_b(ab):
+    a, b = ab
+    joe = [a.login(), b.login()]
+    ann_access, ann_refresh = a.login("ann", "secret")
+    assert a.post("/admin/revoke-identity/1").status == 200
+    for access, refresh in joe:
+        assert_refused(b.get("/protected", access), REVOKED)
+        assert_refused(a.refresh(refresh), REVOKED)
+    assert b.get("/protected", ann_access).json == {"id": 2, "username": "ann"}
+    assert b.refresh(ann_refresh).status == 200
+    wait_next_second()
+    fresh, _ = b.login()
+    assert a.get("/protected", fresh).status == 200
+
+
+def test_twenty_threads_refresh_the_same_token_across_both_processes(ab):
+    a, b = ab
+    _, refresh0 = a.login()
+    answers = run_together(20, lambda i: (a, b)[i % 2].refresh(refresh0))
+    statuses = [answer.status for answer in answers]
+    assert statuses.count(200) == 1 and statuses.count(401) == 19, statuses
+    assert all(answer.json in (REUSED, REVOKED) for answer in answers if answer.status == 401)
+    winner = answers[statuses.index(200)]
+    assert_refused(b.get("/protected", winner.json["access_token"]), REVOKED)
+
+
+def test_login_throttle_is_shared_by_both_processes(ab, cluster):
+    a, b = ab
+    for app in (a, b, a):
+        assert app.attempt("joe", "wrong").status == 401
+    for app in (b, a):
+        answer = app.attempt("joe", "pass")
+        assert answer.status == 429, answer
+        assert set(answer.json) == {"status_code", "error", "description"}
+        assert answer.headers["Retry-After"].isdigit()
+    client = cluster.client()
+    try:  # the counters are in the cluster, with a TTL
+        keys = list(client.scan_iter(match="*tokenauth-login*", target_nodes=client.ALL_NODES))
+        assert keys and all(0 < client.pttl(key) <= 60_000 for key in keys), keys
+    finally:
+        client.close()
+
+
+def test_a_protected_request_is_one_command_on_one_node(ab, cluster):
+    a, b = ab
+    access, _ = a.login()
+    assert b.get("/protected", access).status == 200
+    before = command_calls(cluster, "MGET")
+    assert b.get("/protected", access).status == 200
+    after = command_calls(cluster, "MGET")
+    deltas = [later - earlier for earlier, later in zip(before, after)]
+    assert sorted(deltas) == [0, 0, 1], deltas
+
+
+# --- client objects and settings ----------------------------------------------------------
+
+
+def test_a_redis_cluster_client_object_serves_revocation_and_a_shared_throttle(cluster):
+    client = cluster.client(socket_timeout=30)
+    config = {
+        "JWT_TOKEN_STORE": client,
+        "JWT_LOGOUT_URL_RULE": "/auth/logout",
+        "JWT_LOGIN_RATE_LIMIT": "2 per minute",
+    }
+    apps = [make_app(config), make_app(config)]
+    try:
+        first, second = (app.test_client() for app in apps)
+        token = login(first)
+        assert second.get("/protected", headers=auth_header(token)).status_code == 200
+        assert first.post("/auth/logout", headers=auth_header(token)).status_code == 200
+        assert second.get("/protected", headers=auth_header(token)).get_json() == REVOKED
+        # failed logins counted in the cluster, not per app: the second app sees the first's
+        assert first.post("/auth", json={"username": "ann", "password": "x"}).status_code == 401
+        assert second.post("/auth", json={"username": "ann", "password": "x"}).status_code == 401
+        assert first.post("/auth", json={"username": "ann", "password": "x"}).status_code == 429
+        store = apps[0].extensions["flask_tokenauth"].store()
+        assert store.link.cluster and store.link.options["socket_timeout"] == 1.0  # the store's timeout
+    finally:
+        for app in apps:
+            close_app_store(app)
+        client.close()
+
+
+def test_a_redis_url_naming_a_cluster_node_fails_at_init_app(cluster):
+    with pytest.raises(ConfigurationError) as caught:
+        make_app({"JWT_TOKEN_STORE": "redis://127.0.0.1:%d/0" % cluster.masters()[0]})
+    assert "redis+cluster://" in str(caught.value)
+
+
+def test_a_cluster_url_naming_a_plain_redis_fails_at_init_app(redis_server):
+    with pytest.raises(ConfigurationError) as caught:
+        make_app({"JWT_TOKEN_STORE": "redis+cluster://127.0.0.1:%d" % redis_server.port})
+    assert "cluster" in str(caught.value).lower()
+
+
+def test_a_frozen_master_is_a_503_within_the_timeout(cluster):
+    app = make_app({"JWT_TOKEN_STORE": cluster.url, "JWT_TOKEN_STORE_TIMEOUT": 0.5})
+    try:
+        client = app.test_client()
+        token = login(client)
+        assert client.get("/protected", headers=auth_header(token)).status_code == 200
+        owner = cluster.slot_owner(identity_slot(JOE))
+        cluster.freeze(owner)
+        try:
+            started = time.monotonic()
+            answer = client.get("/protected", headers=auth_header(token))
+            elapsed = time.monotonic() - started
+        finally:
+            cluster.thaw(owner)
+        assert answer.status_code == 503, answer.get_json()
+        assert answer.get_json()["error"] == "Service Unavailable"
+        assert elapsed < 0.5 + 0.5, elapsed  # the timeout, never redis-py's retries on top
+        deadline = time.monotonic() + 10
+        while client.get("/protected", headers=auth_header(token)).status_code != 200:
+            assert time.monotonic() < deadline, "no recovery after the thaw"
+            time.sleep(0.1)
+    finally:
+        close_app_store(app)
+
+
+# --- faults under load ---------------------------------------------------------------------
+
+
+class Load:
+    """Threads that keep asking both apps about valid and revoked tokens, and
+    record every answer as (expected, status)."""
+
+    def __init__(self, apps: Tuple[AppProcess, AppProcess], valid: List[str], revoked: List[str]) -> None:
+        self.apps = apps
+        self.cases = [("valid", t) for t in valid] + [("revoked", t) for t in revoked]
+        self.answers: List[Tuple[str, int, Dict]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(4)]
+
+    def _run(self, n: int) -> None:
+        for i in itertools.count(n):
+            if self._stop.is_set():
+                return
+            kind, token = self.cases[i % len(self.cases)]
+            answer = self.apps[i % 2].get("/protected", token)
+            self.answers.append((kind, answer.status, answer.json))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+    def statuses(self, kind: str) -> List[int]:
+        return [status for seen, status, _ in self.answers if seen == kind]
+
+
+def tokens_for_load(a: AppProcess, b: AppProcess) -> Tuple[List[str], List[str]]:
+    """Valid and revoked access tokens of both users (their groups on two masters or more)."""
+    valid = [a.login()[0], b.login("ann", "secret")[0]]
+    revoked = []
+    for app, user in ((a, ("joe", "pass")), (b, ("ann", "secret"))):
+        access, _ = app.login(*user)
+        assert app.post("/auth/logout", access).status == 200
+        revoked.append(access)
+    return valid, revoked
+
+
+def assert_load_answers(load: Load, allow_503: bool) -> None:
+    allowed = {200, 503} if allow_503 else {200}
+    valid, revoked = load.statuses("valid"), load.statuses("revoked")
+    assert valid and revoked
+    assert set(valid) <= allowed, sorted(set(valid))
+    assert set(revoked) <= ({401, 503} if allow_503 else {401}), sorted(set(revoked))
+    for _, status, body in load.answers:
+        if status == 401:
+            assert body == REVOKED
+        if status == 503:
+            assert body["error"] == "Service Unavailable"
+
+
+def test_a_master_killed_under_load_gives_only_200_401_503_and_service_resumes(ab, cluster):
+    a, b = ab
+    valid, revoked = tokens_for_load(a, b)
+    victim = cluster.slot_owner(identity_slot(JOE))
+    with Load((a, b), valid, revoked) as load:
+        time.sleep(0.3)
+        cluster.kill(victim)
+        cluster.wait_failover(victim)
+        time.sleep(0.5)
+    assert_load_answers(load, allow_503=True)
+    # resumed without an app restart: same answers as before the fault
+    for app in (a, b):
+        assert [app.get("/protected", t).status for t in valid] == [200, 200]
+        assert [app.get("/protected", t).status for t in revoked] == [401, 401]
+    access, refresh = b.login()
+    assert a.refresh(refresh).status == 200
+    cluster.restart(victim)  # it rejoins as a replica
+    cluster.wait_healthy()
+
+
+HOLD = 0.5  # a slot stays half-moved longer than redis-py's own TRYAGAIN retries last (~0.4 s)
+
+
+def move_slot_slowly(cluster: LocalCluster, slot: int, target: int) -> int:
+    """Reshard one slot the standard way, holding it in migration for HOLD seconds
+    (while it is, multi-key commands on it get TRYAGAIN); its former owner."""
+    source = cluster.begin_slot_migration(slot, target)
+    time.sleep(HOLD)
+    cluster.finish_slot_migration(slot)
+    return source
+
+
+def test_slots_moved_under_load_give_no_5xx_and_no_wrong_answer(ab, cluster):
+    a, b = ab
+    valid, revoked = tokens_for_load(a, b)
+    slots = sorted({identity_slot(JOE), identity_slot(ANN)})
+    owners = {slot: cluster.slot_owner(slot) for slot in slots}
+    with Load((a, b), valid, revoked) as load:
+        time.sleep(0.2)
+        for slot in slots:
+            target = [port for port in cluster.masters() if port != owners[slot]][0]
+            move_slot_slowly(cluster, slot, target)
+        for slot in slots:
+            move_slot_slowly(cluster, slot, owners[slot])
+        time.sleep(0.2)
+    assert [cluster.slot_owner(slot) for slot in slots] == [owners[slot] for slot in slots]
+    assert_load_answers(load, allow_503=False)
+
+
+def test_flushall_on_every_master_refuses_every_older_token_then_logins_work(ab, cluster):
+    a, b = ab
+    out_access, out_refresh = a.login()
+    assert a.post("/auth/logout", out_access).status == 200
+    kept_access, kept_refresh = b.login("ann", "secret")
+    cluster.flushall()  # the logout's entries are gone
+    for app in (b, a):
+        assert_refused(app.get("/protected", out_access), REVOKED)
+        assert_refused(app.get("/protected", kept_access), REVOKED)  # older than the loss: refused once
+    assert_refused(a.refresh(out_refresh), REVOKED)
+    assert_refused(b.refresh(kept_refresh), REVOKED)
+    wait_next_second()
+    access, refresh = b.login()
+    assert a.get("/protected", access).status == 200
+    assert a.refresh(refresh).status == 200
+    client = cluster.client()
+    try:
+        stem = group_stem(JOE)
+        assert client.get(stem + "gen") is not None  # the group has its new epoch
+    finally:
+        client.close()
