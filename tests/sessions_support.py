@@ -294,11 +294,15 @@ class AppProcess:
         store_timeout: float = 1.0,
         grace: float = 0.0,
         rate_limit: Optional[str] = None,
+        max_connections: int = 50,
+        gevent: bool = False,
     ) -> None:
         self.redis_url = redis_url
         self.store_timeout = store_timeout
         self.grace = grace
         self.rate_limit = rate_limit
+        self.max_connections = max_connections
+        self.gevent = gevent
         self.port = 0
         self.process: Optional[subprocess.Popen] = None
         self._log: Any = None
@@ -318,7 +322,9 @@ class AppProcess:
                 "--redis", self.redis_url,
                 "--store-timeout", str(self.store_timeout),
                 "--grace", str(self.grace),
+                "--max-connections", str(self.max_connections),
                 *(["--rate-limit", self.rate_limit] if self.rate_limit else []),
+                *(["--gevent"] if self.gevent else []),
             ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
