@@ -147,6 +147,9 @@ class RedisLink:
     def _info(self) -> List[Dict[str, str]]:
         raise NotImplementedError
 
+    def _retryable(self, exc: BaseException, first: bool) -> bool:
+        return _retryable(exc)
+
     def _forked(self) -> None:
         """In a child process: forget the parent's connections (never close them:
         they are the parent's sockets too)."""
@@ -174,7 +177,7 @@ class RedisLink:
                     if cause is None or not _is_redis_error(cause):
                         raise
                     left = deadline - time.monotonic()
-                    if not _retryable(cause) or left <= delay:
+                    if not self._retryable(cause, first) or left <= delay:
                         raise StoreError("%s: %s" % (self.description, _describe_error(cause))) from exc
                     time.sleep(delay)
                     delay, first = min(delay * 2, _MAX_DELAY), False
@@ -197,6 +200,16 @@ class ServerLink(RedisLink):
         self.connection_class = connection_class
         self.kwargs = _with_bounds(kwargs, self.timeout)
         self._idle: List[Any] = []
+
+    def _retryable(self, exc: BaseException, first: bool) -> bool:
+        # A server that refused a fresh connection is down: say so now rather
+        # than at the deadline. The first failure may be a pooled connection
+        # that went stale (a restart), so it gets one try on a new connection.
+        errors = _redis.exceptions
+        refused = isinstance(exc, errors.ConnectionError) and not isinstance(exc, errors.BusyLoadingError)
+        if refused and not first:
+            return False
+        return _retryable(exc)
 
     def _connection(self, left: float, first: bool) -> Any:
         if first:
