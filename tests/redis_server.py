@@ -107,6 +107,9 @@ class RedisServer:
         self.binary = binary or require_redis_server()
         self.options = list(options or [])
         self.port = port or free_port()
+        #: The server's own working folder: whatever it writes (an AOF when a
+        #: test turns it on) stays there, and no stray dump.rdb is ever loaded.
+        self.folder = tempfile.mkdtemp(prefix="tokenauth-redis-")
         self.process: Optional[subprocess.Popen] = None
         self._started = False
         self._log: Optional[IO[bytes]] = None
@@ -124,6 +127,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--daemonize", "no",
+            "--dir", self.folder,
             *self.options,
         ]
 
@@ -150,7 +154,7 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=tempfile.gettempdir(),
+            cwd=self.folder,
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -217,6 +221,7 @@ class RedisServer:
     def kill(self) -> None:
         """Finalizer: make sure no server is left behind (works on a frozen one too)."""
         self._reap()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         return self.start()

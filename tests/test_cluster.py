@@ -341,3 +341,37 @@ def test_flushall_on_every_master_refuses_every_older_token_then_logins_work(ab,
         assert client.get(stem + "gen") is not None  # the group has its new epoch
     finally:
         client.close()
+
+
+def test_a_logout_survives_the_failover_of_its_master(cluster):
+    app = make_app(
+        {
+            "JWT_TOKEN_STORE": cluster.url,
+            "JWT_TOKEN_STORE_TIMEOUT": 0.4,
+            "JWT_LOGOUT_URL_RULE": "/auth/logout",
+        }
+    )
+    try:
+        client = app.test_client()
+        lagging, token = login(client), login(client)
+        master = cluster.slot_owner(identity_slot(JOE))
+        (replica,) = cluster.replicas_of(master)
+        cluster.freeze(replica)  # it stops acknowledging writes
+        try:
+            answer = client.post("/auth/logout", headers=auth_header(lagging))
+        finally:
+            cluster.thaw(replica)
+        assert answer.status_code == 503, answer.get_json()  # the master alone has it: no 200
+        assert client.post("/auth/logout", headers=auth_header(token)).status_code == 200
+        cluster.kill(master)  # at once: the replica must already have the revocation
+        cluster.wait_failover(master)
+        deadline = time.monotonic() + 10
+        while True:
+            answer = client.get("/protected", headers=auth_header(token))
+            if answer.status_code != 503:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answer.get_json() == REVOKED
+    finally:
+        close_app_store(app)

@@ -266,3 +266,41 @@ def test_a_store_setting_changed_after_init_app_that_cannot_work_is_a_503():
     app.config["JWT_TOKEN_STORE"] = "redis+bogus://127.0.0.1:1"
     answer = client.get("/protected", headers=auth_header(token))
     assert answer.status_code == 503 and set(answer.get_json()) == ERROR_KEYS
+
+
+# --- replicas: a revocation answered 200 is on a replica too -----------------------------
+
+
+def test_a_logout_is_answered_only_once_a_replica_has_it(own_redis: RedisServer):
+    replica = RedisServer().start()
+    follower = redis.Redis.from_url(replica.url)
+    app = session_app({"JWT_TOKEN_STORE": own_redis.url, "JWT_TOKEN_STORE_TIMEOUT": 0.4})
+    try:
+        follower.execute_command("REPLICAOF", "127.0.0.1", own_redis.port)
+        deadline = time.monotonic() + 10
+        while follower.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.05)
+        client = app.test_client()
+        first, second, third = login(client), login(client, "ann", "secret"), login(client)
+
+        assert client.post("/auth/logout", headers=auth_header(first)).status_code == 200
+        assert len(follower.keys("tokenauth:{*}:jti:*")) == 1  # there when the answer came
+
+        replica.freeze()  # the replica stops acknowledging
+        try:
+            started = time.monotonic()
+            answer = client.post("/auth/logout", headers=auth_header(second))
+            elapsed = time.monotonic() - started
+        finally:
+            replica.thaw()
+        assert answer.status_code == 503, answer.get_json()  # not known to be durable: no 200
+        assert set(answer.get_json()) == ERROR_KEYS and elapsed < 0.4 + 0.5
+        # the master has it all the same: the token is refused
+        assert client.get("/protected", headers=auth_header(second)).get_json() == REVOKED
+        assert client.post("/auth/logout", headers=auth_header(third)).status_code == 200
+        assert len(follower.keys("tokenauth:{*}:jti:*")) == 3
+    finally:
+        follower.close()
+        replica.kill()
+        close_app_store(app)

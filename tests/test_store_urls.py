@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from typing import Iterator, List
 
 import pytest
@@ -20,7 +19,6 @@ class UnixRedisServer(RedisServer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.folder = tempfile.mkdtemp(prefix="tokenauth-redis-")
         self.socket = os.path.join(self.folder, "redis.sock")
 
     def command(self) -> List[str]:

@@ -119,6 +119,26 @@ class RedisLink:
         """Several commands, sent together (split per node on a cluster); their replies."""
         return self._run(lambda left, first: self._many(commands, left, first))
 
+    def write(self, key: str, args: Tuple[Any, ...], *, durable: bool = True) -> Any:
+        """A write of ``key``, then, when its master has replicas, ``WAIT`` until
+        one of them has it too: replication is asynchronous, and a replica that
+        takes over must not have missed a revocation. ``durable``: no replica
+        acknowledging within the deadline is a StoreError (the write stands on
+        the master; repeating it is harmless); else it is only logged."""
+
+        def attempt(left: float, first: bool) -> Any:
+            started = time.monotonic()
+            reply, replicas, acked = self._write(key, args, left, first)
+            if replicas and not acked:
+                waited = time.monotonic() - started
+                message = "%s: no replica acknowledged a write within %.2f s" % (self.description, waited)
+                if durable:
+                    raise StoreError(message)
+                logger.warning(message)
+            return reply
+
+        return self._run(attempt)
+
     def info(self) -> List[Dict[str, str]]:
         """``INFO`` of every server that holds entries (every master of a cluster)."""
         return self._run(lambda left, first: self._info())
@@ -142,6 +162,10 @@ class RedisLink:
         raise NotImplementedError
 
     def _many(self, commands: Sequence[Tuple[Any, ...]], left: float, first: bool) -> List[Any]:
+        raise NotImplementedError
+
+    def _write(self, key: str, args: Tuple[Any, ...], left: float, first: bool) -> Tuple[Any, int, int]:
+        """Run the write; its reply, the number of replicas, how many acknowledged it."""
         raise NotImplementedError
 
     def _info(self) -> List[Dict[str, str]]:
@@ -236,17 +260,32 @@ class ServerLink(RedisLink):
         except BaseException:
             connection.disconnect()  # never leave a half-read reply on the socket
             raise
+        self._check_in(connection, first)
+        return answers
+
+    def _check_in(self, connection: Any, first: bool) -> None:
+        """Back to the idle list (a retry's short-timeout connection is closed)."""
         if first:
             self._idle.append(connection)
         else:
             connection.disconnect()
-        return answers
 
     def _one(self, args: Tuple[Any, ...], left: float, first: bool) -> Any:
         return self._exchange((args,), left, first)[0]
 
     def _many(self, commands: Sequence[Tuple[Any, ...]], left: float, first: bool) -> List[Any]:
         return self._exchange(commands, left, first)
+
+    def _write(self, key: str, args: Tuple[Any, ...], left: float, first: bool) -> Tuple[Any, int, int]:
+        started = time.monotonic()
+        connection = self._connection(left, first)
+        try:
+            done = _write_then_wait(connection, args, left, started)
+        except BaseException:
+            connection.disconnect()
+            raise
+        self._check_in(connection, first)
+        return done
 
     def _info(self) -> List[Dict[str, str]]:
         return [parse_info(self._one(("INFO",), self.timeout, True))]
@@ -315,6 +354,31 @@ class ClusterLink(RedisLink):
             pipe.execute_command(*command)
         return pipe.execute()
 
+    def _write(self, key: str, args: Tuple[Any, ...], left: float, first: bool) -> Tuple[Any, int, int]:
+        started = time.monotonic()
+        client = self.client()
+        master = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+        pool = client.get_redis_connection(master).connection_pool
+        try:
+            connection = pool.get_connection()
+        except TypeError:  # redis-py before 5.3 wants a command name
+            connection = pool.get_connection("SET")
+        try:
+            return _write_then_wait(connection, args, left, started)
+        except BaseException:
+            connection.disconnect()
+            self._refresh_map(client)  # the slot moved, or its master failed
+            raise
+        finally:
+            pool.release(connection)
+
+    @staticmethod
+    def _refresh_map(client: Any) -> None:
+        try:
+            client.nodes_manager.initialize()
+        except Exception as exc:  # the next try meets the same fault and says so
+            logger.debug("could not refresh the cluster map: %s", exc)
+
     def _info(self) -> List[Dict[str, str]]:
         client = self.client()
         found = []
@@ -336,6 +400,29 @@ class ClusterLink(RedisLink):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _write_then_wait(
+    connection: Any, args: Tuple[Any, ...], left: float, started: float
+) -> Tuple[Any, int, int]:
+    """On one connection to a master: the write, ROLE (how many replicas follow
+    it) in the same round trip, then WAIT for one of them when there are any
+    (WAIT counts this connection's own writes). The write's reply, the number
+    of replicas, how many acknowledged."""
+    connection.send_packed_command(connection.pack_commands([args, ("ROLE",)]))
+    reply, role = connection.read_response(), connection.read_response()
+    replicas = len(role[2]) if len(role) > 2 and isinstance(role[2], list) else 0
+    acked = 0
+    if replicas:
+        connection.send_command("WAIT", 1, _ms_left(left, started))
+        acked = int(connection.read_response())
+    return reply, replicas, acked
+
+
+def _ms_left(left: float, started: float) -> int:
+    """Most of what remains of ``left`` seconds since ``started``, in whole
+    milliseconds (at least 1): WAIT must answer before the socket times out."""
+    return max(1, int((left - (time.monotonic() - started)) * 800))
 
 
 def _with_bounds(kwargs: Dict[str, Any], timeout: float) -> Dict[str, Any]:
