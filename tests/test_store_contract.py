@@ -444,3 +444,12 @@ def test_cluster_url_forms_name_their_seeds_and_options():
     uri, options = store.limits_storage()
     assert uri == "redis+cluster://10.0.0.1:7000,10.0.0.2:7001"
     assert options["socket_timeout"] == 0.7 and options["password"] == "pw"
+
+
+def test_a_sentinel_client_is_a_configuration_error_not_a_500_later():
+    from redis.sentinel import Sentinel
+
+    client = Sentinel([("127.0.0.1", free_port())]).master_for("mymaster")
+    with pytest.raises(ConfigurationError) as caught:
+        open_store(client)
+    assert "Sentinel" in str(caught.value)

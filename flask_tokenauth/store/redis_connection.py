@@ -480,6 +480,11 @@ def connect(spec: Any, *, timeout: float, max_connections: int) -> RedisLink:
         description = "Redis Cluster at %s" % ",".join("%s:%d" % seed for seed in seeds[:3])
         return ClusterLink(_cluster_maker(seeds), options, seeds, description, timeout, max_connections)
     pool = spec.connection_pool
+    if "Sentinel" in type(pool).__name__:
+        raise ValueError(
+            "a Redis Sentinel client is not supported yet: give the master's redis:// URL, "
+            "or use a Redis Cluster (redis+cluster://)"
+        )
     kwargs = dict(pool.connection_kwargs)
     where = kwargs.get("path") or "%s:%s" % (kwargs.get("host", "localhost"), kwargs.get("port", 6379))
     return ServerLink(pool.connection_class, kwargs, "Redis at %s" % where, timeout, max_connections)
