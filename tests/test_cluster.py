@@ -1,6 +1,7 @@
-"""Sessions on a real Redis Cluster (3 masters, 3 replicas), across two app
-processes spoken to over HTTP, and under the cluster's own faults: a master
-killed or frozen, slots moved, every master flushed.
+"""The store on a real Redis Cluster (3 masters, 3 replicas): one command on
+one node per check, client objects and URL mistakes, and the cluster's own
+faults under load (a master killed or frozen, slots moved, every master
+flushed), with two app processes spoken to over HTTP.
 
 Every cluster test shares one cluster (``redis_cluster``, started once per run);
 ``cluster`` hands it over healed and emptied. The apps use
@@ -63,75 +64,11 @@ def assert_refused(answer: HTTPAnswer, body) -> None:
     assert answer.json == body
 
 
-# --- sessions across two processes -------------------------------------------------------
-
-
-def test_logout_on_a_is_refused_by_b_on_its_next_request(ab):
-    a, b = ab
-    access, refresh = a.login()
-    assert b.get("/protected", access).status == 200  # B has verified (and cached) it
-    assert a.post("/auth/logout", access).json == {"message": "Logged out"}
-    assert_refused(b.get("/protected", access), REVOKED)
-    assert_refused(b.refresh(refresh), REVOKED)
-    other, _ = b.login()
-    assert a.get("/protected", other).status == 200
-
-
-def test_refresh_rotates_and_reuse_on_the_other_process_revokes_the_family(ab):
-    a, b = ab
-    access0, refresh0 = a.login()
-    rotated = b.refresh(refresh0)
-    assert rotated.status == 200, rotated
-    access1, refresh1 = rotated.json["access_token"], rotated.json["refresh_token"]
-    assert a.get("/protected", access1).status == 200
-    assert_refused(a.refresh(refresh0), REUSED)
-    for app in (a, b):
-        assert_refused(app.refresh(refresh1), REVOKED)
-        assert_refused(app.get("/protected", access1), REVOKED)
-        assert_refused(app.get("/protected", access0), REVOKED)
-
-
-def test_log_out_everywhere_on_a_cuts_off_every_session_on_b(ab):
-    a, b = ab
-    joe = [a.login(), b.login()]
-    ann_access, ann_refresh = a.login("ann", "secret")
-    assert a.post("/admin/revoke-identity/1").status == 200
-    for access, refresh in joe:
-        assert_refused(b.get("/protected", access), REVOKED)
-        assert_refused(a.refresh(refresh), REVOKED)
-    assert b.get("/protected", ann_access).json == {"id": 2, "username": "ann"}
-    assert b.refresh(ann_refresh).status == 200
-    wait_next_second()
-    fresh, _ = b.login()
-    assert a.get("/protected", fresh).status == 200
-
-
-def test_twenty_threads_refresh_the_same_token_across_both_processes(ab):
-    a, b = ab
-    _, refresh0 = a.login()
-    answers = run_together(20, lambda i: (a, b)[i % 2].refresh(refresh0))
-    statuses = [answer.status for answer in answers]
-    assert statuses.count(200) == 1 and statuses.count(401) == 19, statuses
-    assert all(answer.json in (REUSED, REVOKED) for answer in answers if answer.status == 401)
-    winner = answers[statuses.index(200)]
-    assert_refused(b.get("/protected", winner.json["access_token"]), REVOKED)
-
-
-def test_login_throttle_is_shared_by_both_processes(ab, cluster):
-    a, b = ab
-    for app in (a, b, a):
-        assert app.attempt("joe", "wrong").status == 401
-    for app in (b, a):
-        answer = app.attempt("joe", "pass")
-        assert answer.status == 429, answer
-        assert set(answer.json) == {"status_code", "error", "description"}
-        assert answer.headers["Retry-After"].isdigit()
-    client = cluster.client()
-    try:  # the counters are in the cluster, with a TTL
-        keys = list(client.scan_iter(match="*tokenauth-login*", target_nodes=client.ALL_NODES))
-        assert keys and all(0 < client.pttl(key) <= 60_000 for key in keys), keys
-    finally:
-        client.close()
+# --- what a request costs -------------------------------------------------------------------
+#
+# The session behaviours across two processes (logout, rotation and reuse, "log out
+# everywhere", the refresh races, the shared throttle) run on this cluster in
+# test_sessions_multiprocess.py, beside a single redis-server.
 
 
 def test_a_protected_request_is_one_command_on_one_node(ab, cluster):

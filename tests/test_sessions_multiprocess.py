@@ -1,5 +1,6 @@
 """Sessions across processes: two app processes sharing one real redis-server,
-spoken to over real HTTP (urllib); concurrency; Redis faults.
+then the real Redis Cluster, spoken to over real HTTP (urllib); concurrency;
+Redis faults.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
+from tests.cluster_support import cluster_fixture  # noqa: F401 - a fixture
 from tests.redis_server import RedisServer
 from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     REUSED,
@@ -30,12 +32,21 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
 )
 
 STORE_TIMEOUT = 0.5
+LIMIT = "3 per minute"
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster"], name="backend")
+def backend_fixture(request) -> str:
+    """One redis-server, or the Redis Cluster (3 masters, 3 replicas)."""
+    return request.param
 
 
 @pytest.fixture(scope="module", name="apps")
-def apps_fixture(redis_server: RedisServer) -> Iterator[Tuple[AppProcess, AppProcess]]:
-    """Two app processes (A and B, on different ports) on the module's redis-server."""
-    started = serve_app(redis_server.url, count=2, store_timeout=STORE_TIMEOUT)
+def apps_fixture(backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    """Two app processes (A and B, on different ports) on the backend, logins
+    throttled at 3 failures a minute."""
+    url = request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster").url
+    started = serve_app(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT)
     try:
         yield started[0], started[1]
     finally:
@@ -44,9 +55,13 @@ def apps_fixture(redis_server: RedisServer) -> Iterator[Tuple[AppProcess, AppPro
 
 
 @pytest.fixture(name="ab")
-def ab_fixture(apps, redis_client) -> Tuple[AppProcess, AppProcess]:
-    """A and B, with the shared Redis database emptied first."""
-    return apps
+def ab_fixture(apps, backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    """A and B, with the backend holding nothing but the store's markers. The
+    tails of their logs are printed after the test (pytest shows them on failure)."""
+    request.getfixturevalue("redis_client" if backend == "redis" else "cluster")
+    yield apps
+    for name, app in zip("AB", apps):
+        print("--- log of app %s ---\n%s" % (name, app.log()[-1500:]))
 
 
 def assert_refused(answer, body) -> None:
@@ -106,6 +121,17 @@ def test_revoke_identity_on_a_cuts_off_tokens_presented_to_b(ab):
     assert_refused(b.refresh(joe_refresh), REVOKED)
     assert b.get("/protected", ann_access).json == {"id": 2, "username": "ann"}
     assert b.refresh(ann_refresh).status == 200
+
+
+def test_login_throttle_is_shared_by_both_processes(ab):
+    a, b = ab
+    for app in (a, b, a):
+        assert app.attempt("joe", "wrong").status == 401
+    for app in (b, a):
+        answer = app.attempt("joe", "pass")  # the right password, but the user is over the limit
+        assert answer.status == 429, answer
+        assert set(answer.json) == {"status_code", "error", "description"}
+        assert answer.headers["Retry-After"].isdigit()
 
 
 # --- concurrent refreshes ---------------------------------------------------------------
