@@ -41,8 +41,9 @@ more pairs of routes against it:
 Before timing, each Redis app is shown to refuse a token revoked in Redis, so
 a store that is not consulted cannot pass for a fast one. Two reference rows
 give the Redis floor: one redis-py ``GET`` (what the blocklist loader sends)
-and one ``RedisStore.lookup`` (flask_tokenauth's per-request check), each a
-loopback round trip.
+and one ``RedisStore.lookup`` (flask_tokenauth's per-request check: one MGET
+of the token's entries and its group's generation marker, on the store's
+bounded connections), each a loopback round trip.
 
 Printed: the versions and machine, a table of every case (median, min, max
 microseconds per call over the rounds), an added-cost summary (memory vs
@@ -366,6 +367,8 @@ def measure(args: argparse.Namespace, server: Any) -> int:
     if server is not None:
         import redis
 
+        from flask_tokenauth.revocation import token_ref
+        from flask_tokenauth.state import EXTENSION_KEY
         from flask_tokenauth.store.redis import RedisStore
 
         store_url = "redis://127.0.0.1:%d/%d" % (server.port, TOKENAUTH_REDIS_DB)
@@ -382,10 +385,19 @@ def measure(args: argparse.Namespace, server: Any) -> int:
         redis_version = blocklist.info("server").get("redis_version", "?")
         # The floors: one GET (the blocklist loader's call), and flask_tokenauth's
         # store lookup on a client configured as JWT_TOKEN_STORE configures it.
-        floor_store = RedisStore.from_url(store_url)
+        # The same settings the app's store was opened with; prepare() finds the
+        # generation markers the app wrote at init_app and leaves them alone.
+        floor_store = RedisStore.open(
+            store_url,
+            prefix=app_r.config["JWT_TOKEN_STORE_PREFIX"],
+            timeout=app_r.config["JWT_TOKEN_STORE_TIMEOUT"],
+            max_connections=app_r.config["JWT_TOKEN_STORE_MAX_CONNECTIONS"],
+        )
+        floor_store.prepare()
         with app_r.app_context():
             claims = app_r.extensions["jwt"].decode_token(token_r)
-        lookup_args = (claims.get("jti"), claims.get("fam"), "i:1")
+            # The TokenRef the per-request check builds from these claims.
+            lookup_ref = token_ref(app_r.extensions[EXTENSION_KEY], claims)
         missing = "not-revoked-" + secrets.token_hex(8)
         cases.update(
             {
@@ -394,7 +406,7 @@ def measure(args: argparse.Namespace, server: Any) -> int:
                 "br_open": wsgi_batch(app_br, environ_for("/open")),
                 "br_prot": wsgi_batch(app_br, environ_for("/protected", "Bearer " + token_br)),
                 "redis_get": call_batch(lambda: blocklist.get(missing)),
-                "redis_lookup": call_batch(lambda: floor_store.lookup(*lookup_args)),
+                "redis_lookup": call_batch(lambda: floor_store.lookup(lookup_ref)),
             }
         )
 

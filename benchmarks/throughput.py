@@ -216,6 +216,19 @@ def make_token(secret: str, lifetime: float) -> str:
     return str(token)
 
 
+def prepare_store(store_url: str) -> None:
+    """Write the Redis store's generation markers before gunicorn starts, so
+    that they predate the token this process makes (a store that first meets
+    its Redis refuses every token issued before that moment)."""
+    from flask_tokenauth.store.redis import RedisStore
+
+    store = RedisStore.open(store_url)
+    try:
+        store.prepare()
+    finally:
+        store.close()
+
+
 def check_server(base: str, token: str) -> None:
     """The routes answer as the benchmark assumes, or the run stops here."""
     open_status, open_body = http_get(base + "/open")
@@ -272,6 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             redis_server = RedisServer().start()
             store_url = redis_server.url
+            prepare_store(store_url)
         secret = secrets.token_hex(32)
         env = dict(os.environ)
         env.update(

@@ -17,9 +17,11 @@ from flask_tokenauth import ConfigurationError
 from flask_tokenauth.store import StateLost, Status, StoreError, TokenRef, TokenStore, open_store
 from flask_tokenauth.store.memory import MemoryStore
 from flask_tokenauth.store.redis import GROUPS, RedisStore
+from tests.conftest import auth_header, login, make_app
 from tests.redis_server import free_port
 from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     assert_every_key_has_ttl,
+    close_app_store,
     is_marker,
     redis_client_fixture,
     redis_server_fixture,
@@ -453,3 +455,20 @@ def test_a_sentinel_client_is_a_configuration_error_not_a_500_later():
     with pytest.raises(ConfigurationError) as caught:
         open_store(client)
     assert "Sentinel" in str(caught.value)
+
+
+def test_a_process_that_finds_markers_of_this_second_waits_it_out(redis_server, redis_client):
+    """A second gunicorn worker, say, that starts in the second another one wrote
+    the markers: tokens it issues at once must not fall before their epoch."""
+    redis_client.flushdb()
+    now = time.time()
+    time.sleep(int(now) + 1.05 - now)
+    epoch = time.time()  # another process wrote them a moment ago
+    redis_client.mset({"tokenauth:{%d}:gen" % group: repr(epoch) for group in range(GROUPS)})
+    app = make_app({"JWT_TOKEN_STORE": redis_server.url})
+    try:
+        client = app.test_client()
+        token = login(client)
+        assert client.get("/protected", headers=auth_header(token)).status_code == 200
+    finally:
+        close_app_store(app)

@@ -189,11 +189,18 @@ class RedisStore(TokenStore):
         return now
 
     def _write_markers(self, epoch: float, *, at_start: bool) -> None:
-        """Write ``epoch`` into every group without a marker (``SET NX``)."""
+        """Write ``epoch`` into every group without a marker (``SET NX GET``).
+
+        At start, this process then waits for the second after the latest
+        epoch, whoever wrote it: ``iat`` has whole seconds, and a token issued
+        in an epoch's own second would be refused."""
         value = repr(epoch)
-        answers = self.link.execute_many([("SET", marker, value, "NX") for marker in self._markers()])
-        written = sum(1 for answer in answers if answer is not None)
-        if written == 0 and at_start:
+        answers = self.link.execute_many([("SET", marker, value, "NX", "GET") for marker in self._markers()])
+        written = sum(1 for answer in answers if answer is None)
+        if at_start:
+            latest = max(epoch if answer is None else _epoch(answer) for answer in answers)
+            time.sleep(max(0.0, int(latest) + 1 - time.time()))
+        if written == 0:
             return
         moment = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
         if at_start and written == GROUPS:
@@ -215,10 +222,6 @@ class RedisStore(TokenStore):
                 GROUPS,
                 moment,
             )
-        if at_start:
-            # iat has whole seconds: tokens this process issues from now on must
-            # not fall in the epoch's second, or they would be refused.
-            time.sleep(max(0.0, int(epoch) + 1 - time.time()))
 
     def _check_server(self, info: Dict[str, str]) -> None:
         where = self.link.description
