@@ -134,7 +134,8 @@ class AppState:
             from .throttle import LoginThrottle, storage_for
 
             store = self.store()
-            storage = storage_for(spec[2], store)
+            timeout = seconds(conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
+            storage = storage_for(spec[2], store, timeout)
             bounded = None if spec[2] else getattr(store, "bounded", None)
             with self._lock:  # checked again inside: concurrent first logins share one throttle
                 if self._throttle is not None and spec == self._throttle_spec:

@@ -30,9 +30,10 @@ from .store import StoreError
 logger = logging.getLogger("flask_tokenauth")
 
 
-def storage_for(override: Optional[str], store: Any) -> Tuple[str, Dict[str, Any]]:
-    """The ``limits`` storage for the counters: ``override`` (a ``limits`` URI),
-    else the token store's own Redis, else memory."""
+def storage_for(override: Optional[str], store: Any, timeout: float) -> Tuple[str, Dict[str, Any]]:
+    """The ``limits`` storage for the counters: ``override`` (a ``limits`` URI;
+    a Redis one gets the store's timeout), else the token store's own Redis,
+    else memory."""
     if override:
         from limits.storage import SCHEMES
 
@@ -41,6 +42,8 @@ def storage_for(override: Optional[str], store: Any) -> Tuple[str, Dict[str, Any
             raise ConfigurationError(
                 "JWT_LOGIN_RATE_LIMIT_STORAGE %r: not a storage URI that limits knows" % override
             )
+        if scheme.startswith(("redis", "valkey")):  # bounded waits, as for the token store
+            return override, {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         return override, {}
     return store.limits_storage() or ("memory://", {})
 

@@ -365,8 +365,9 @@ def test_throttle_store_down_fail_open_lets_logins_proceed(own_redis: RedisServe
         close_throttle(app)
 
 
-def test_frozen_throttle_store_answers_503_within_the_store_timeout(own_redis: RedisServer):
-    app = throttled_app({"JWT_TOKEN_STORE": own_redis.url, "JWT_TOKEN_STORE_TIMEOUT": 0.5})
+@pytest.mark.parametrize("setting", ["JWT_TOKEN_STORE", "JWT_LOGIN_RATE_LIMIT_STORAGE"])
+def test_frozen_throttle_store_answers_503_within_the_store_timeout(own_redis: RedisServer, setting):
+    app = throttled_app({setting: own_redis.url, "JWT_TOKEN_STORE_TIMEOUT": 0.5})
     answers: List[Tuple[float, Any]] = []
     try:
         assert_bad_credentials(attempt(app.test_client(), "joe", "wrong"))  # connected while up
