@@ -32,14 +32,13 @@ import tempfile
 import time
 from typing import IO, Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-import pytest
 import redis
 import redis.backoff
 import redis.cluster
 import redis.retry
 from redis.crc import key_slot
 
-from tests.redis_server import free_port, in_ci, ping, require_redis_server
+from tests.redis_server import debian_binary, free_port, ping, require_found, require_redis_server
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
@@ -58,27 +57,13 @@ def _kill_leftovers() -> None:  # a last resort when a finalizer never ran
         cluster.kill_all()
 
 
-def redis_cli_binary() -> Optional[str]:
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    if os.access("/usr/bin/redis-cli", os.X_OK):
-        return "/usr/bin/redis-cli"
-    return None
-
-
 def require_redis_cli() -> str:
     """The ``redis-cli`` path; skip (fail under ``CI=true``) when it is missing."""
-    binary = redis_cli_binary()
-    if binary is None:
-        message = (
-            "redis-cli is not installed (apt-get install redis-tools); "
-            "the Redis Cluster tests need it to create the cluster"
-        )
-        if in_ci():
-            pytest.fail("CI=true: " + message, pytrace=False)
-        pytest.skip(message)
-    return binary
+    return require_found(
+        debian_binary("redis-cli"),
+        "redis-cli is not installed (apt-get install redis-tools); "
+        "the Redis Cluster tests need it to create the cluster",
+    )
 
 
 def slot_of(key: Any) -> int:

@@ -37,31 +37,39 @@ def _kill_leftovers() -> None:  # a last resort when a finalizer never ran
         server.kill()
 
 
-def redis_server_binary() -> Optional[str]:
-    found = shutil.which("redis-server")
+def debian_binary(name: str) -> Optional[str]:
+    """``name`` on PATH, else in /usr/bin (Debian's redis-server and redis-tools)."""
+    found = shutil.which(name)
     if found:
         return found
-    if os.access("/usr/bin/redis-server", os.X_OK):
-        return "/usr/bin/redis-server"
-    return None
+    path = os.path.join("/usr/bin", name)
+    return path if os.access(path, os.X_OK) else None
+
+
+def redis_server_binary() -> Optional[str]:
+    return debian_binary("redis-server")
 
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 
 
-def require_redis_server() -> str:
-    """The ``redis-server`` path; skip (fail under ``CI=true``) when it is missing."""
-    binary = redis_server_binary()
+def require_found(binary: Optional[str], message: str) -> str:
+    """``binary``; when it is ``None``, skip the test with ``message`` (fail it under ``CI=true``)."""
     if binary is None:
-        message = (
-            "redis-server is not installed (apt-get install redis-server); "
-            "the Redis store tests need a real server"
-        )
         if in_ci():
             pytest.fail("CI=true: " + message, pytrace=False)
         pytest.skip(message)
     return binary
+
+
+def require_redis_server() -> str:
+    """The ``redis-server`` path; skip (fail under ``CI=true``) when it is missing."""
+    return require_found(
+        redis_server_binary(),
+        "redis-server is not installed (apt-get install redis-server); "
+        "the Redis store tests need a real server",
+    )
 
 
 #: Where ``.ci/run`` puts a Redis older than the store supports (6.2, taken
@@ -74,12 +82,8 @@ OLD_REDIS_SERVER = os.path.join(
 def require_old_redis_server() -> str:
     """The Redis 6.2 binary ``.ci/run`` fetched; skip (fail under ``CI=true``) when missing."""
     binary = os.environ.get("TOKENAUTH_OLD_REDIS_SERVER") or OLD_REDIS_SERVER
-    if not os.access(binary, os.X_OK):
-        message = "no Redis 6.2 binary at %s (bash .ci/run fetches it)" % binary
-        if in_ci():
-            pytest.fail("CI=true: " + message, pytrace=False)
-        pytest.skip(message)
-    return binary
+    found = binary if os.access(binary, os.X_OK) else None
+    return require_found(found, "no Redis 6.2 binary at %s (bash .ci/run fetches it)" % binary)
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ file imports ``redis_server_fixture`` and its tests take ``redis_server``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -411,6 +412,31 @@ def serve_app(redis_url: str, count: int = 1, **options: Any) -> List[AppProcess
             app.stop()
         raise
     return apps
+
+
+def while_frozen(
+    freeze: Callable[[], Any], thaw: Callable[[], Any], call: Callable[[], Any]
+) -> Tuple[Any, float]:
+    """``call()`` made while a server is frozen (thawed afterwards, whatever
+    happens); its result and how long it took."""
+    freeze()
+    try:
+        started = time.monotonic()
+        result = call()
+        return result, time.monotonic() - started
+    finally:
+        thaw()
+
+
+@contextlib.contextmanager
+def serving(redis_url: str, count: int = 1, **options: Any) -> Iterator[List[AppProcess]]:
+    """``serve_app``, stopping every process on the way out."""
+    started = serve_app(redis_url, count, **options)
+    try:
+        yield started
+    finally:
+        for app in started:
+            app.stop()
 
 
 def two_os_processes_refresh(url: str, refresh_token: str) -> List[int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from functools import partial
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
@@ -34,8 +35,9 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     close_app_store,
     redis_server_fixture,
     run_together,
-    serve_app,
+    serving,
     wait_next_second,
+    while_frozen,
 )
 
 STORE_TIMEOUT = 1.0
@@ -46,12 +48,8 @@ JOE, ANN = "i:1", "i:2"  # how the store names the tutorial's users
 @pytest.fixture(scope="module", name="apps")
 def apps_fixture(redis_cluster: LocalCluster) -> Iterator[Tuple[AppProcess, AppProcess]]:
     """Two app processes (A and B) on the cluster, logins throttled at 3 failures a minute."""
-    started = serve_app(redis_cluster.url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT)
-    try:
-        yield started[0], started[1]
-    finally:
-        for app in started:
-            app.stop()
+    with serving(redis_cluster.url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT) as (a, b):
+        yield a, b
 
 
 @pytest.fixture(name="ab")
@@ -130,13 +128,11 @@ def test_a_frozen_master_is_a_503_within_the_timeout(cluster):
         token = login(client)
         assert client.get("/protected", headers=auth_header(token)).status_code == 200
         owner = cluster.slot_owner(identity_slot(JOE))
-        cluster.freeze(owner)
-        try:
-            started = time.monotonic()
-            answer = client.get("/protected", headers=auth_header(token))
-            elapsed = time.monotonic() - started
-        finally:
-            cluster.thaw(owner)
+        answer, elapsed = while_frozen(
+            partial(cluster.freeze, owner),
+            partial(cluster.thaw, owner),
+            lambda: client.get("/protected", headers=auth_header(token)),
+        )
         assert answer.status_code == 503, answer.get_json()
         assert answer.get_json()["error"] == "Service Unavailable"
         assert elapsed < 0.5 + 0.5, elapsed  # the timeout, never redis-py's retries on top
@@ -293,11 +289,11 @@ def test_a_logout_survives_the_failover_of_its_master(cluster):
         lagging, token = login(client), login(client)
         master = cluster.slot_owner(identity_slot(JOE))
         (replica,) = cluster.replicas_of(master)
-        cluster.freeze(replica)  # it stops acknowledging writes
-        try:
-            answer = client.post("/auth/logout", headers=auth_header(lagging))
-        finally:
-            cluster.thaw(replica)
+        answer, _ = while_frozen(  # the replica stops acknowledging writes
+            partial(cluster.freeze, replica),
+            partial(cluster.thaw, replica),
+            lambda: client.post("/auth/logout", headers=auth_header(lagging)),
+        )
         assert answer.status_code == 503, answer.get_json()  # the master alone has it: no 200
         assert client.post("/auth/logout", headers=auth_header(token)).status_code == 200
         cluster.kill(master)  # at once: the replica must already have the revocation

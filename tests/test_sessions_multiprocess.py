@@ -25,7 +25,7 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     redis_server_fixture,
     refresh_with,
     run_together,
-    serve_app,
+    serving,
     session_app,
     two_os_processes_refresh,
     wait_next_second,
@@ -46,12 +46,8 @@ def apps_fixture(backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess
     """Two app processes (A and B, on different ports) on the backend, logins
     throttled at 3 failures a minute."""
     url = request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster").url
-    started = serve_app(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT)
-    try:
-        yield started[0], started[1]
-    finally:
-        for app in started:
-            app.stop()
+    with serving(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT) as (a, b):
+        yield a, b
 
 
 @pytest.fixture(name="ab")
@@ -199,11 +195,8 @@ def assert_unavailable(answer, elapsed: float) -> None:
 @pytest.fixture(name="faulty")
 def faulty_fixture(own_redis: RedisServer) -> Iterator[Tuple[RedisServer, AppProcess]]:
     """A redis-server of the test's own and one app process on it."""
-    (app,) = serve_app(own_redis.url, store_timeout=STORE_TIMEOUT)
-    try:
+    with serving(own_redis.url, store_timeout=STORE_TIMEOUT) as (app,):
         yield own_redis, app
-    finally:
-        app.stop()
 
 
 def test_redis_stopped_gives_503_then_restarted_refuses_older_tokens_and_serves_new_logins(faulty):

@@ -21,7 +21,7 @@ import redis
 from flask_tokenauth.store.redis_connection import CLIENT_NAME
 from tests.cluster_support import cluster_fixture, connections_named  # noqa: F401 - fixtures
 from tests.redis_server import RedisServer
-from tests.sessions_support import REVOKED, redis_client_fixture, redis_server_fixture, serve_app  # noqa: F401
+from tests.sessions_support import REVOKED, redis_client_fixture, redis_server_fixture, serving  # noqa: F401
 
 REQUESTS = 1000
 CLIENT_THREADS = 16
@@ -70,8 +70,7 @@ def hammer(app, valid: str, revoked: str) -> List[int]:
 
 
 def run_bounded(url: str, nodes: Callable[[], List[redis.Redis]], gevent: bool) -> Dict[int, int]:
-    (app,) = serve_app(url, max_connections=MAX_CONNECTIONS, gevent=gevent)
-    try:
+    with serving(url, max_connections=MAX_CONNECTIONS, gevent=gevent) as (app,):
         valid, _ = app.login()
         revoked, _ = app.login("ann", "secret")
         assert app.post("/auth/logout", revoked).status == 200
@@ -82,8 +81,6 @@ def run_bounded(url: str, nodes: Callable[[], List[redis.Redis]], gevent: bool) 
         assert not wrong, wrong[:10]
         assert app.get("/protected", valid).status == 200  # and it still serves
         return watch.peak
-    finally:
-        app.stop()
 
 
 SERVERS = [pytest.param(False, id="threaded"), pytest.param(True, id="gevent")]

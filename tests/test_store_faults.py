@@ -29,9 +29,10 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     own_redis_fixture,
     redis_client_fixture,
     redis_server_fixture,
-    serve_app,
+    serving,
     session_app,
     wait_next_second,
+    while_frozen,
 )
 
 ERROR_KEYS = {"status_code", "error", "description"}
@@ -44,12 +45,8 @@ def assert_refused(answer) -> None:
 @pytest.fixture(name="pair")
 def pair_fixture(own_redis: RedisServer) -> Iterator[Tuple[RedisServer, AppProcess, AppProcess]]:
     """A redis-server of the test's own, and two app processes on it."""
-    a, b = serve_app(own_redis.url, count=2, store_timeout=0.5)
-    try:
+    with serving(own_redis.url, count=2, store_timeout=0.5) as (a, b):
         yield own_redis, a, b
-    finally:
-        a.stop()
-        b.stop()
 
 
 def login_again_within_seconds(app: AppProcess, other: AppProcess, since: float) -> None:
@@ -155,13 +152,9 @@ def test_a_frozen_redis_behind_a_client_object_is_a_503_within_the_store_timeout
     try:
         client = app.test_client()
         token = login(client)
-        own_redis.freeze()
-        try:
-            started = time.monotonic()
-            answer = client.get("/protected", headers=auth_header(token))
-            elapsed = time.monotonic() - started
-        finally:
-            own_redis.thaw()
+        answer, elapsed = while_frozen(
+            own_redis.freeze, own_redis.thaw, lambda: client.get("/protected", headers=auth_header(token))
+        )
         assert answer.status_code == 503, answer.get_json()
         assert elapsed < 0.5 + 0.5, elapsed  # the store's timeout, not the client's 30 s
         assert client.get("/protected", headers=auth_header(token)).status_code == 200
@@ -287,13 +280,9 @@ def test_a_logout_is_answered_only_once_a_replica_has_it(own_redis: RedisServer)
         assert client.post("/auth/logout", headers=auth_header(first)).status_code == 200
         assert len(follower.keys("tokenauth:{*}:jti:*")) == 1  # there when the answer came
 
-        replica.freeze()  # the replica stops acknowledging
-        try:
-            started = time.monotonic()
-            answer = client.post("/auth/logout", headers=auth_header(second))
-            elapsed = time.monotonic() - started
-        finally:
-            replica.thaw()
+        answer, elapsed = while_frozen(  # the replica stops acknowledging
+            replica.freeze, replica.thaw, lambda: client.post("/auth/logout", headers=auth_header(second))
+        )
         assert answer.status_code == 503, answer.get_json()  # not known to be durable: no 200
         assert set(answer.get_json()) == ERROR_KEYS and elapsed < 0.4 + 0.5
         # the master has it all the same: the token is refused

@@ -26,7 +26,7 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     redis_client_fixture,
     redis_server_fixture,
     run_together,
-    serve_app,
+    serving,
 )
 
 LIMIT = "3 per minute"
@@ -401,12 +401,8 @@ def test_frozen_throttle_store_answers_503_within_the_store_timeout(own_redis: R
 
 @pytest.fixture(scope="module", name="processes")
 def processes_fixture(redis_server: RedisServer) -> Iterator[Tuple[AppProcess, AppProcess]]:
-    started = serve_app(redis_server.url, 2, rate_limit=LIMIT)
-    try:
-        yield started[0], started[1]
-    finally:
-        for app in started:
-            app.stop()
+    with serving(redis_server.url, 2, rate_limit=LIMIT) as (a, b):
+        yield a, b
 
 
 @pytest.fixture(name="ab")
