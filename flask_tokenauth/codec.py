@@ -118,13 +118,15 @@ class Keyring:
         leeway: float,
         issuer: Optional[str],
         audience: Any,
+        verify_exp: bool = True,
     ) -> Dict[str, Any]:
         # Flask-JWT only ever switched PyJWT checks on, and PyJWT checks the
         # signature, exp, nbf and iat by default: JWT_VERIFY_CLAIMS never turned
-        # a check off, and here it cannot either.
+        # a check off, and here it cannot either. Only logout passes
+        # verify_exp=False: an expired token still names the session to end.
         options: Dict[str, Any] = {
             "verify_signature": True,
-            "verify_exp": True,
+            "verify_exp": verify_exp,
             "verify_nbf": True,
             "verify_iat": True,
             "verify_aud": audience is not None,

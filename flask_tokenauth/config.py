@@ -8,7 +8,7 @@ the extension is set up, and that has to keep working.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
 
 from flask import current_app
 
@@ -56,6 +56,8 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_COOKIE_SECURE": True,
     "JWT_COOKIE_SAMESITE": "Lax",
     "JWT_COOKIE_DOMAIN": None,
+    "JWT_COOKIE_PATH": None,  # None: where the app is mounted (request.script_root)
+    "JWT_COOKIE_PREFIX": None,  # "__Host-" or "__Secure-": the browser then enforces Secure (and Path=/)
     # --- sessions: refresh, logout, revocation (all off until a rule is set) ---
     "JWT_REFRESH_URL_RULE": None,
     "JWT_REFRESH_EXPIRATION_DELTA": _dt.timedelta(days=30),
@@ -144,16 +146,20 @@ class Config:
         return self.get("JWT_QUERY_STRING_NAME")
 
     @property
+    def cookie_prefix(self) -> str:
+        return self.get("JWT_COOKIE_PREFIX") or ""
+
+    @property
     def access_cookie_name(self) -> str:
-        return self.get("JWT_ACCESS_COOKIE_NAME")
+        return cookie_name(self.get, "JWT_ACCESS_COOKIE_NAME")
 
     @property
     def refresh_cookie_name(self) -> str:
-        return self.get("JWT_REFRESH_COOKIE_NAME")
+        return cookie_name(self.get, "JWT_REFRESH_COOKIE_NAME")
 
     @property
     def csrf_cookie_name(self) -> str:
-        return self.get("JWT_CSRF_COOKIE_NAME")
+        return cookie_name(self.get, "JWT_CSRF_COOKIE_NAME")
 
     @property
     def csrf_header_name(self) -> str:
@@ -230,6 +236,16 @@ class Config:
             get("JWT_JWKS_TIMEOUT"),
             get("JWT_JWKS_REFRESH_INTERVAL"),
         )
+
+
+def cookie_name(get: Callable[[str], Any], key: str) -> str:
+    """The cookie name ``key`` sets, with ``JWT_COOKIE_PREFIX`` in front. The
+    refresh cookie is path-scoped, which ``__Host-`` forbids: it gets
+    ``__Secure-`` instead."""
+    prefix = get("JWT_COOKIE_PREFIX") or ""
+    if prefix == "__Host-" and key == "JWT_REFRESH_COOKIE_NAME":
+        prefix = "__Secure-"
+    return prefix + get(key)
 
 
 def _hashable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from flask import Flask
 from . import issuing, revocation, verifying, views
 from .cli import cli
 from .config import DEFAULTS
+from .cookies import check_cookie_settings
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
 from .state import EXTENSION_KEY, AppState, app_state
@@ -61,6 +62,7 @@ class JWT:
         state = AppState(self, app.config)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         state.open_store()  # so does a store setting that cannot work
+        check_cookie_settings(app.config)  # and cookies a browser would drop
         state.login_throttle()  # and a login limit that cannot be parsed
         app.extensions["jwt"] = self
         app.extensions[EXTENSION_KEY] = state

@@ -8,7 +8,7 @@ order: ``"headers"`` (the default), ``"cookies"``, ``"query_string"``.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, List, Optional, Tuple
 
 from flask import request
 
@@ -83,6 +83,47 @@ def refresh_token_from_request() -> Optional[str]:
     """The refresh token from the header or the refresh cookie, as configured
     (the refresh route also reads JSON ``{"refresh_token": ...}``)."""
     return _find(config.refresh_cookie_name, query=False)
+
+
+def session_tokens() -> List[Tuple[str, bool]]:
+    """Every token the request holds, for logout: ``(token, came from a cookie)``.
+
+    The access token where the request handler finds it (header, cookie, query
+    string), the access and refresh cookies, and the header token again when
+    it is a refresh token; duplicates once. A malformed ``Authorization``
+    header raises, as for any route.
+    """
+    found: List[Tuple[str, bool]] = []
+    jwt_request = _app_request_handler()
+    if jwt_request is not None:  # an app's own request handler: only what it returns
+        token = jwt_request()
+        return [(token, came_from_cookie())] if token else []
+    locations = config.token_locations
+    if "headers" in locations:
+        token = token_from_header()
+        if token:
+            found.append((token, False))
+    if "cookies" in locations:
+        for name in (config.access_cookie_name, config.refresh_cookie_name):
+            token = request.cookies.get(name)
+            if token:
+                found.append((token, True))
+    if "query_string" in locations:
+        token = request.args.get(config.query_string_name)
+        if token:
+            found.append((token, False))
+    unique: List[Tuple[str, bool]] = []
+    for token, cookie in found:
+        if all(token != seen for seen, _ in unique):
+            unique.append((token, cookie))
+    return unique
+
+
+def _app_request_handler() -> Any:
+    from .state import app_state
+
+    handler = app_state().jwt.request_callback
+    return None if handler is default_request_handler else handler
 
 
 def came_from_cookie() -> bool:

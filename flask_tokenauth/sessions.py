@@ -1,4 +1,5 @@
-"""Refresh-token rotation with reuse detection (RFC 9700, section 4.14.2).
+"""Refresh-token rotation with reuse detection (RFC 9700, section 4.14.2),
+and the end of a session (logout).
 
 Each refresh spends the presented refresh token and issues its successor in
 the same family. Presenting a spent one again means it was copied: the whole
@@ -12,12 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 from .config import TYPE_CLAIM, config
 from .cookies import check_csrf
+from .errors import JWTError
 from .issuing import FRESH_CLAIMS, Login, as_token, base_claims, refresh_claims, sign
-from .revocation import check_not_revoked, revoke_family, revoked_error, store_failed, token_ref
+from .reader import session_tokens
+from .revocation import (
+    check_not_revoked,
+    revoke_claims,
+    revoke_family,
+    revoked_error,
+    store_failed,
+    token_ref,
+)
 from .state import app_state
 from .store import StateLost, StoreError
 from .verifying import identify, invalid, verify_token
@@ -88,3 +98,45 @@ def _reused(claims: Dict[str, Any], presented: str, current: str, now: float, gr
     logger.warning("refresh token reuse detected: family revoked")
     raise revoked_error("Refresh token was already used; the session has been revoked")
 
+
+
+def end_session(body_refresh_token: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Logout: revoke every token the request still holds, with its family.
+
+    Tokens are found in the header, the cookies, the query string (as
+    configured) and ``body_refresh_token``. An expired one still counts (its
+    signature and other claims must be good): a tab left idle past the access
+    lifetime must still be able to log out. A cookie-borne token needs the
+    CSRF header (else 401, and nothing is revoked). Returns the claims of the
+    tokens revoked; when there are none, raises the first reason a token was
+    refused, or "no token" (the caller decides whether that is an error).
+    """
+    state = app_state()
+    held = session_tokens()
+    if body_refresh_token and all(body_refresh_token != token for token, _ in held):
+        held.append((body_refresh_token, False))
+    valid: List[Dict[str, Any]] = []
+    refusals: List[JWTError] = []
+    for token, from_cookie in held:
+        try:
+            claims = verify_token(state, token, expired_ok=True)
+        except JWTError as error:
+            refusals.append(error)
+            continue
+        check_csrf(claims, from_cookie=from_cookie)  # a refusal here ends the logout
+        try:
+            check_not_revoked(state, claims)
+        except JWTError as error:
+            if error.status_code != 401:
+                raise  # the store is down: 503, never "logged out"
+            refusals.append(error)
+            continue
+        valid.append(claims)
+    for claims in valid:
+        revoke_claims(claims)
+    if valid:
+        logger.info("logout: %d token(s) and their session revoked", len(valid))
+        return valid
+    if refusals:
+        raise refusals[0]
+    raise JWTError("Authorization Required", "Request does not contain an access token")

@@ -59,7 +59,7 @@ def invalid(error: str, description: str) -> JWTError:
     return refused
 
 
-def default_decode_handler(token: str) -> Dict[str, Any]:
+def default_decode_handler(token: str, *, verify_exp: bool = True) -> Dict[str, Any]:
     """Flask-JWT's ``jwt_decode_handler``: verify signature and claims, return them."""
     return app_state().keyring().decode(
         token,
@@ -67,11 +67,16 @@ def default_decode_handler(token: str) -> Dict[str, Any]:
         leeway=config.leeway,
         issuer=config.issuer,
         audience=config.audience,
+        verify_exp=verify_exp,
     )
 
 
-def verify_token(state: AppState, token: str) -> Dict[str, Any]:
-    """Verified claims of ``token``, or a 401 saying why it is refused."""
+def verify_token(state: AppState, token: str, *, expired_ok: bool = False) -> Dict[str, Any]:
+    """Verified claims of ``token``, or a 401 saying why it is refused.
+
+    ``expired_ok`` (logout only) accepts a token past its ``exp`` whose
+    signature and other claims are good; an app's own decode handler is
+    then used as it is."""
     limit = state.config.get("JWT_MAX_TOKEN_BYTES", DEFAULTS["JWT_MAX_TOKEN_BYTES"])
     if len(token) > limit:
         raise invalid("Invalid token", "Token is too large")
@@ -84,12 +89,13 @@ def verify_token(state: AppState, token: str) -> Dict[str, Any]:
             hit = state.verified.get(token)
             if hit is not None and time.time() <= hit[1]:
                 return dict(hit[0])
-            claims = default_decode_handler(token)
+            claims = default_decode_handler(token, verify_exp=not expired_ok)
             if _COMPACT_JWS.fullmatch(token) is None:
                 # Only the base64url alphabet, in three parts: some PyJWT versions
                 # skip stray characters, and a token is accepted exactly as issued.
                 raise invalid("Invalid token", "Token is not a compact JWS (three base64url parts)")
-            state.remember(token, claims)
+            if not expired_ok:
+                state.remember(token, claims)
             claims = dict(claims)
     except _DECODE_ERRORS as exc:
         raise invalid("Invalid token", str(exc) or type(exc).__name__) from exc

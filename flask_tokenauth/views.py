@@ -15,15 +15,15 @@ from typing import Any, Dict, Tuple
 from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from . import revocation, sessions
+from . import sessions
 from .config import config
-from .cookies import clear_session_cookies, set_session_cookies
+from .cookies import clear_session_cookies, own_page, set_session_cookies
 from .errors import ConfigurationError, JWTError
 from .issuing import Login, login_tokens
 from .reader import default_request_handler, refresh_token_from_request
 from .state import app_state
 from .throttle import throttled_login
-from .verifying import challenge, verify_jwt_in_request
+from .verifying import challenge
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -160,11 +160,24 @@ def refresh_view() -> Response:
 
 
 def logout_view() -> Response:
-    """``POST <JWT_LOGOUT_URL_RULE>``: revoke the presented access token and its
-    family, and clear the token cookies."""
-    claims = verify_jwt_in_request()
-    if claims is not None:
-        revocation.revoke_claims(claims)
+    """``POST <JWT_LOGOUT_URL_RULE>``: end the session from whatever the request
+    still holds (a live or expired access token, the refresh token in its
+    cookie or in JSON ``{"refresh_token": ...}``) and clear the token cookies.
+
+    With nothing valid, a request from the app's own page (it carries the
+    CSRF header, equal to the CSRF cookie) still gets its cookies cleared and
+    a 200; anything else is refused as before, and clears nothing: another
+    site must never be able to log a user out.
+    """
+    body_token = None
+    if request.content_length and request.is_json:
+        found = read_json_object().get("refresh_token")
+        body_token = found if isinstance(found, str) and found else None
+    try:
+        sessions.end_session(body_token)
+    except JWTError as error:
+        if error.status_code != 401 or not (config.uses_cookies and own_page()):
+            raise challenge(error, config.realm) from None
     response = no_store(jsonify(message="Logged out"))
     return clear_session_cookies(response) if config.uses_cookies else response
 

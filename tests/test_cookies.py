@@ -118,7 +118,7 @@ def test_login_sets_access_refresh_and_csrf_cookies(logged_in):
     assert refresh["httponly"] is True
     assert refresh["secure"] is True
     assert refresh["samesite"] == "Lax"
-    assert refresh["path"] == "/auth/refresh"
+    assert refresh["path"] == "/auth/"  # the refresh and logout routes, not /auth itself
     assert refresh["max-age"] == str(30 * 86400)
 
     csrf_cookie = cookies["csrf_token"]
@@ -287,7 +287,7 @@ def test_refresh_via_cookie_needs_csrf_header_then_sets_new_cookies(logged_in):
     assert new["access_token"]["value"] != old["access_token"]["value"]
     assert new["refresh_token"]["value"] != old["refresh_token"]["value"]
     assert new["access_token"]["httponly"] is True and new["access_token"]["path"] == "/"
-    assert new["refresh_token"]["httponly"] is True and new["refresh_token"]["path"] == "/auth/refresh"
+    assert new["refresh_token"]["httponly"] is True and new["refresh_token"]["path"] == "/auth/"
     assert "httponly" not in new["csrf_token"]
 
     new_access = claims_of(str(new["access_token"]["value"]))
@@ -298,7 +298,7 @@ def test_refresh_via_cookie_needs_csrf_header_then_sets_new_cookies(logged_in):
 
     # the client now holds the new cookies and they work
     assert client.get_cookie("access_token").value == new["access_token"]["value"]
-    assert client.get_cookie("refresh_token", path="/auth/refresh").value == new["refresh_token"]["value"]
+    assert client.get_cookie("refresh_token", path="/auth/").value == new["refresh_token"]["value"]
     assert client.get("/protected", base_url=HTTPS).get_json() == JOE
     ok = client.post("/write", headers=csrf_header(csrf), base_url=HTTPS)
     assert ok.status_code == 200
@@ -310,7 +310,7 @@ def test_reusing_the_old_refresh_cookie_revokes_the_session(logged_in, app):
     assert client.post("/auth/refresh", headers=csrf_header(csrf), base_url=HTTPS).status_code == 200
 
     thief = app.test_client()
-    thief.set_cookie("refresh_token", old_refresh, domain="localhost", path="/auth/refresh")
+    thief.set_cookie("refresh_token", old_refresh, domain="localhost", path="/auth/")
     response = thief.post("/auth/refresh", headers=csrf_header(csrf), base_url=HTTPS)
     assert response.status_code == 401
     assert response.get_json()["description"] == (
@@ -352,14 +352,14 @@ def test_logout_needs_csrf_and_clears_all_three_cookies(logged_in, app):
     assert response.get_json() == {"message": "Logged out"}
     cleared = set_cookies(response)
     assert set(cleared) == {"access_token", "refresh_token", "csrf_token"}
-    for name, path in (("access_token", "/"), ("refresh_token", "/auth/refresh"), ("csrf_token", "/")):
+    for name, path in (("access_token", "/"), ("refresh_token", "/auth/"), ("csrf_token", "/")):
         attributes = cleared[name]
         assert attributes["value"] == "", name
         assert attributes["max-age"] == "0", name
         assert "1970" in str(attributes["expires"]), name
         assert attributes["path"] == path, name
     assert client.get_cookie("access_token") is None
-    assert client.get_cookie("refresh_token", path="/auth/refresh") is None
+    assert client.get_cookie("refresh_token", path="/auth/") is None
     assert client.get_cookie("csrf_token") is None
 
     # the browser has nothing left to send

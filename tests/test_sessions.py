@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, Iterator
 
+import jwt as pyjwt
 import pytest
 
 from flask_tokenauth.store.memory import MemoryStore
@@ -342,8 +343,46 @@ def test_logout_without_a_token_is_401(build):
         "error": "Authorization Required",
         "description": "Request does not contain an access token",
     }
-    _, refresh = login_pair(client)
-    assert_refused(client.post("/auth/logout", headers=auth_header(refresh)), ONLY_ACCESS)
+
+
+def test_logout_with_the_refresh_token_alone_ends_the_session(build):
+    client = build().test_client()
+    access, refresh = login_pair(client)
+    assert client.post("/auth/logout", headers=auth_header(refresh)).get_json() == {"message": "Logged out"}
+    assert_refused(get_protected(client, access), REVOKED)
+    assert_refused(refresh_with(client, refresh), REVOKED)
+
+
+def test_logout_with_an_expired_access_token_and_the_refresh_token_in_the_body(build):
+    client = build({"JWT_EXPIRATION_DELTA": 1, "JWT_LEEWAY": 0}).test_client()
+    _, refresh0 = login_pair(client)
+    access1, refresh1 = refreshed_pair(client, refresh0)
+    other_access, other_refresh = login_pair(client)  # another session, which must survive
+    time.sleep(2.1)
+    assert "expired" in get_protected(client, access1).get_json()["description"]
+    response = client.post("/auth/logout", headers=auth_header(access1), json={"refresh_token": refresh1})
+    assert response.status_code == 200, response.get_json()
+    assert_refused(refresh_with(client, refresh1), REVOKED)  # unexpired, and refused
+    assert refresh_with(client, other_refresh).status_code == 200
+
+
+def test_logout_with_an_expired_access_token_alone_ends_its_session(build):
+    client = build({"JWT_EXPIRATION_DELTA": 1, "JWT_LEEWAY": 0}).test_client()
+    access, refresh = login_pair(client)
+    time.sleep(2.1)
+    assert client.post("/auth/logout", headers=auth_header(access)).status_code == 200
+    assert_refused(refresh_with(client, refresh), REVOKED)
+
+
+def test_logout_with_a_forged_expired_token_is_refused_and_ends_nothing(build):
+    client = build().test_client()
+    access, refresh = login_pair(client)
+    claims = unverified_claims(access)
+    claims["exp"] = int(time.time()) - 100
+    forged = pyjwt.encode(claims, "not-the-secret-but-long-enough-for-hs256-xxxx", algorithm="HS256")
+    response = client.post("/auth/logout", headers=auth_header(forged))
+    assert response.status_code == 401 and response.get_json()["error"] == "Invalid token"
+    assert refresh_with(client, refresh).status_code == 200
 
 
 def test_revoke_by_token_string(build):
