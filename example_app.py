@@ -5,9 +5,11 @@ Run it::
     python example_app.py                 # serves on http://127.0.0.1:5000
     PORT=8000 SECRET_KEY=... python example_app.py
 
-Try it with curl::
+Open http://127.0.0.1:5000/ in a browser for a small page that logs in and
+out with cookies (HttpOnly token cookies, a CSRF header on every POST), or try
+it with curl::
 
-    # 1. log in: POST /auth with a JSON body, get {"access_token": "..."}
+    # 1. log in: POST /auth with a JSON body, get {"access_token": "...", ...}
     curl -s -X POST http://127.0.0.1:5000/auth \\
          -H 'Content-Type: application/json' \\
          -d '{"username": "alice", "password": "wonderland"}'
@@ -21,11 +23,16 @@ Try it with curl::
     curl -s -X POST http://127.0.0.1:5000/predict -H "Authorization: JWT $TOKEN" \\
          -H 'Content-Type: application/json' -d '{"features": [1.0, 2.0, 3.0]}'
 
-Routes: GET /public (anyone), GET /private and GET /whoami (token needed),
-POST /predict (token with the "predict" permission), all Flask-RESTful
-resources, and GET /hello, the same check on a plain Flask view. Users:
-alice/wonderland (may predict) and bob/builder. Tokens live 5 minutes
-(JWT_EXPIRATION_DELTA).
+Routes: GET / (the browser page), GET /public (anyone), GET /private and
+GET /whoami (token needed), POST /predict (token with the "predict"
+permission), all Flask-RESTful resources, and GET /hello, the same check on a
+plain Flask view; POST /auth/refresh and POST /auth/logout end or renew a
+session. Users: alice/wonderland (may predict) and bob/builder. Access tokens
+live 5 minutes (JWT_EXPIRATION_DELTA), sessions 30 days.
+
+Tokens are read from the ``Authorization`` header first, then from the
+cookies the login sets (JWT_TOKEN_LOCATION = ["headers", "cookies"]), so the
+curl commands and the page work side by side.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import os
 import secrets
 from typing import Any, Dict, Optional, Tuple
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -109,6 +116,88 @@ class Predict(Resource):
         return {"prediction": score, "model": "mean-v1", "user": current_identity.username}
 
 
+# The browser page: plain HTML and JavaScript, no build step. It never sees a
+# token (they are HttpOnly cookies); it reads the CSRF cookie and echoes it in
+# the X-CSRF-Token header of every POST. Paths are relative, so the page also
+# works when the app is mounted under a prefix.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>flask-tokenauth example</title>
+<style>
+  body { font-family: sans-serif; max-width: 30em; margin: 2em auto; }
+  label { display: block; margin: .5em 0; }
+</style>
+</head>
+<body>
+<h1>flask-tokenauth example</h1>
+<form id="login-form">
+  <label>Username <input name="username" autocomplete="username" required></label>
+  <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+  <button type="submit">Log in</button>
+</form>
+<section id="session" hidden>
+  <p>Logged in as <strong id="who"></strong></p>
+  <button id="refresh" type="button">Refresh</button>
+  <button id="logout" type="button">Log out</button>
+</section>
+<p id="status" role="status"></p>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+
+function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("csrf_token="));
+  return found ? decodeURIComponent(found.slice("csrf_token=".length)) : "";
+}
+
+async function post(path, body) {
+  const headers = { "X-CSRF-Token": csrfToken() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  return fetch(path, {
+    method: "POST", headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function say(response, done) {
+  if (response.ok) { $("status").textContent = done; return; }
+  const error = await response.json().catch(() => ({}));
+  $("status").textContent = error.description || "Error " + response.status;
+}
+
+async function show() {
+  const response = await fetch("whoami", { credentials: "same-origin" });
+  const me = response.ok ? await response.json() : null;
+  $("who").textContent = me ? me.username : "";
+  $("session").hidden = !me;
+  $("login-form").hidden = !!me;
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await post("auth", { username: form.get("username"), password: form.get("password") });
+  event.target.reset();
+  await say(response, "Logged in.");
+  await show();
+});
+$("refresh").addEventListener("click", async () => {
+  await say(await post("auth/refresh"), "Refreshed.");
+  await show();
+});
+$("logout").addEventListener("click", async () => {
+  await say(await post("auth/logout"), "Logged out.");
+  await show();
+});
+show();
+</script>
+</body>
+</html>
+"""
+
+
 def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     """Build the app; ``config`` overrides settings (tests use it)."""
     app = Flask(__name__)
@@ -116,6 +205,12 @@ def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     # SECRET_KEY in the environment a random key is made: tokens then die
     # with the process.
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
+    app.config.update(
+        # The header for API clients (curl), cookies with CSRF for the browser page.
+        JWT_TOKEN_LOCATION=["headers", "cookies"],
+        JWT_REFRESH_URL_RULE="/auth/refresh",
+        JWT_LOGOUT_URL_RULE="/auth/logout",
+    )
     app.config.update(config or {})
 
     JWT(app, authenticate, identity)  # adds POST /auth
@@ -125,6 +220,10 @@ def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     api.add_resource(Private, "/private")
     api.add_resource(WhoAmI, "/whoami")
     api.add_resource(Predict, "/predict")
+
+    @app.route("/")
+    def page() -> Response:
+        return Response(PAGE, mimetype="text/html")
 
     # The same protection on a plain Flask view, for comparison.
     @app.route("/hello")
