@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import jwt as _pyjwt
 
 from .errors import ConfigurationError
-from .keys import SYMMETRIC, Key, RemoteKeys, keys_from_config, make_key, public_jwks, with_kid
+from .issuers import OutsideIssuer
+from .keys import SYMMETRIC, Key, keys_from_config, make_key, public_jwks, with_kid
 
 #: Raised by PyJWT (and by custom decode handlers) for a token that must be refused.
 InvalidTokenError = _pyjwt.InvalidTokenError
@@ -30,9 +31,8 @@ class Keyring:
         public_key: Any = None,
         *,
         keys: Any = None,
-        jwks_url: Optional[str] = None,
-        jwks_timeout: float = 5.0,
-        jwks_refresh_interval: float = 60.0,
+        remote: Optional[OutsideIssuer] = None,
+        outside: Sequence[OutsideIssuer] = (),
     ) -> None:
         self.algorithm = algorithm
         if keys is not None:
@@ -41,14 +41,14 @@ class Keyring:
             single = with_kid(
                 make_key(algorithm, secret=secret, private_key=private_key, public_key=public_key)
             )
-            self.keys = [single] if (single.signing or single.verifying or not jwks_url) else []
+            verify_only = remote is not None or bool(outside)
+            self.keys = [single] if (single.signing or single.verifying or not verify_only) else []
         self.current: Optional[Key] = self.keys[0] if self.keys else None
         self.by_kid: Dict[str, Key] = {k.kid: k for k in self.keys if k.kid}
-        self.remote = (
-            RemoteKeys(jwks_url, algorithm=algorithm, timeout=jwks_timeout, interval=jwks_refresh_interval)
-            if jwks_url
-            else None
-        )
+        #: JWT_JWKS_URL: keys found by kid beside the app's own.
+        self.remote = remote
+        #: JWT_OIDC_ISSUER: the token's iss picks the issuer.
+        self.by_issuer: Dict[str, OutsideIssuer] = {i.issuer: i for i in outside if i.issuer}
         # The one key of JWT_SECRET_KEY / JWT_PRIVATE_KEY and no key set: the
         # token's header need not be read (as in Flask-JWT). With JWT_KEYS the
         # kid always selects, so a removed key's tokens say "Unknown key id".
@@ -86,16 +86,21 @@ class Keyring:
             if self.only.verifying is None:
                 raise self._missing("verify")
             return self.only
-        kid = _pyjwt.get_unverified_header(token).get("kid")
+        if not self.keys and self.remote is None:  # only outside issuers, and none matched
+            raise _pyjwt.InvalidIssuerError("Invalid issuer")
+        header = _pyjwt.get_unverified_header(token)
+        kid = header.get("kid")
         if kid is None:
             if len(self.keys) == 1:  # our own single key signs without a kid
                 return self.keys[0]
+            if not self.keys and self.remote is not None:  # one key of the set may fit
+                return self.remote.keyset().select(None, header.get("alg"))
             raise InvalidTokenError("Token has no key id (kid)")
         if not isinstance(kid, str):
             raise InvalidTokenError("Key ID header parameter must be a string")
         key = self.by_kid.get(kid)
         if key is None and self.remote is not None:
-            key = self.remote.get(kid)
+            key = self.remote.keyset().select(kid, header.get("alg"))
         if key is None or key.verifying is None:
             raise InvalidTokenError("Unknown key id")
         return key
@@ -119,6 +124,8 @@ class Keyring:
         issuer: Optional[str],
         audience: Any,
         verify_exp: bool = True,
+        outside_claims: Sequence[str] = ("exp",),
+        token_type: Optional[str] = None,
     ) -> Dict[str, Any]:
         # Flask-JWT only ever switched PyJWT checks on, and PyJWT checks the
         # signature, exp, nbf and iat by default: JWT_VERIFY_CLAIMS never turned
@@ -133,7 +140,18 @@ class Keyring:
             "verify_iss": issuer is not None,
         }
         options["require"] = list(required_claims)
-        key = self.verifier(token)
+        outside = self.outside_issuer_of(token) if self.by_issuer else None
+        if outside is not None:
+            header = _pyjwt.get_unverified_header(token)
+            key = outside.keyset().select(header.get("kid"), header.get("alg"))
+            issuer, audience = outside.issuer, outside.audience
+            options.update(verify_iss=True, verify_aud=True, require=list(outside_claims))
+        else:
+            key = self.verifier(token)
+            if key not in self.keys:  # a JWT_JWKS_URL token
+                options["require"] = list(outside_claims)
+        if token_type and key not in self.keys:
+            check_type(token, token_type)
         return _pyjwt.decode(
             token,
             key.verifying,
@@ -144,3 +162,31 @@ class Keyring:
             audience=audience,
         )
 
+    def outside_issuer_of(self, token: str) -> Optional[OutsideIssuer]:
+        """The JWT_OIDC_ISSUER entry a token claims to come from (by its
+        unverified ``iss``: only that issuer's keys may then verify it)."""
+        iss = _pyjwt.decode(token, options={"verify_signature": False}).get("iss")
+        return self.by_issuer.get(iss) if isinstance(iss, str) else None
+
+    def horizon(self, token: str) -> float:
+        """Until when a verification of ``token`` may be remembered: the end of
+        its issuer's key-set cache for an outside token (a removed key must stop
+        verifying), else for ever."""
+        outside = self.outside_issuer_of(token) if self.by_issuer else None
+        if outside is None and self.remote is not None:
+            kid = _pyjwt.get_unverified_header(token).get("kid")
+            outside = self.remote if kid not in self.by_kid and self.only is None else None
+        return float("inf") if outside is None else outside.keyset().horizon()
+
+
+def _media_type(value: Any) -> str:
+    text = str(value or "").lower()
+    return text[len("application/"):] if text.startswith("application/") else text
+
+
+def check_type(token: str, wanted: str) -> None:
+    """RFC 9068 section 4: the header's ``typ`` must be the access-token type
+    (``at+jwt`` and ``application/at+jwt`` are the same), so that an ID token
+    presented as an access token is refused even when its audience fits."""
+    if _media_type(_pyjwt.get_unverified_header(token).get("typ")) != _media_type(wanted):
+        raise InvalidTokenError("Token type (typ) is not %s" % wanted)

@@ -44,7 +44,13 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_JWKS_URL_RULE": None,
     "JWT_JWKS_URL": None,
     "JWT_JWKS_TIMEOUT": 5.0,
-    "JWT_JWKS_REFRESH_INTERVAL": 60.0,
+    "JWT_JWKS_REFRESH_INTERVAL": 5.0,  # least time between fetches for an unknown kid
+    "JWT_JWKS_CACHE_TTL": 300.0,  # key-set lifetime when the issuer sends no Cache-Control max-age
+    "JWT_JWKS_STALE_IF_ERROR": 3600.0,  # known keys stay in use this long while the issuer is down
+    # --- outside issuers: identity providers, other services ---
+    "JWT_OIDC_ISSUER": None,  # an issuer URL, or a list of URLs / {"issuer", "audience", "jwks_url"}
+    "JWT_ALGORITHMS": None,  # the algorithms outside keys may use (default: JWT_ALGORITHM when set)
+    "JWT_ACCESS_TOKEN_TYPE": None,  # e.g. "at+jwt": outside tokens must have this typ (RFC 9068)
     # --- where tokens travel ---
     "JWT_TOKEN_LOCATION": ["headers"],
     "JWT_QUERY_STRING_NAME": "jwt",
@@ -235,7 +241,26 @@ class Config:
             get("JWT_JWKS_URL"),
             get("JWT_JWKS_TIMEOUT"),
             get("JWT_JWKS_REFRESH_INTERVAL"),
+            get("JWT_JWKS_CACHE_TTL"),
+            get("JWT_JWKS_STALE_IF_ERROR"),
+            get("JWT_OIDC_ISSUER"),
+            _hashable(get("JWT_ALGORITHMS")),
         )
+
+
+def identity_claim_of(get: Callable[[str], Any], claims: Mapping[str, Any]) -> str:
+    """The claim that names the user of ``claims``: ``JWT_IDENTITY_CLAIM``, but
+    ``sub`` for an outside issuer's token (they have no ``identity`` claim)
+    unless the app chose another claim itself."""
+    claim = get("JWT_IDENTITY_CLAIM") or DEFAULTS["JWT_IDENTITY_CLAIM"]
+    if (
+        claim == DEFAULTS["JWT_IDENTITY_CLAIM"]
+        and claim not in claims
+        and "sub" in claims
+        and (get("JWT_OIDC_ISSUER") or get("JWT_JWKS_URL"))
+    ):
+        return "sub"
+    return claim
 
 
 def cookie_name(get: Callable[[str], Any], key: str) -> str:

@@ -55,11 +55,12 @@ class JWT:
 
     def init_app(self, app: Flask) -> None:
         """Set config defaults, check configured keys, add ``/auth``."""
+        explicit = [key for key in (*DEFAULTS, "JWT_SECRET_KEY") if key in app.config]
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, copy.deepcopy(value))
         # As Flask-JWT did (apps read it back); None still means "use SECRET_KEY".
         app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
-        state = AppState(self, app.config)
+        state = AppState(self, app.config, explicit)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         state.open_store()  # so does a store setting that cannot work
         check_cookie_settings(app.config)  # and cookies a browser would drop

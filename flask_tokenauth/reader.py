@@ -28,7 +28,8 @@ def _header_error(description: str, oauth_error: Optional[str]) -> JWTError:
 
 
 def token_from_header() -> Optional[str]:
-    """The token from ``Authorization: <JWT_AUTH_HEADER_PREFIX> <token>``."""
+    """The token from ``Authorization: <JWT_AUTH_HEADER_PREFIX> <token>`` or
+    ``Authorization: Bearer <token>``."""
     value = request.headers.get("Authorization")
     if not value:
         return None
@@ -38,8 +39,10 @@ def token_from_header() -> Optional[str]:
     parts = [part for part in parts if part]
     if not parts:  # only white space: no credentials were sent
         return None
-    prefix = config.header_prefix
-    if parts[0].lower() != prefix.lower():
+    # Flask-JWT's scheme (JWT_AUTH_HEADER_PREFIX), and RFC 6750's Bearer,
+    # which every OAuth client, Swagger UI and Postman send.
+    scheme = parts[0].lower()
+    if scheme != config.header_prefix.lower() and scheme != "bearer":
         raise _header_error("Unsupported authorization type", None)
     if len(parts) == 1:
         raise _header_error("Token missing", "invalid_request")

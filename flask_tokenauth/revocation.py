@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, Dict, Optional
 
-from .config import config
+from .config import config, identity_claim_of
 from .errors import JWTError, StoreUnavailable
 from .state import AppState, app_state
 from .store import Status, StoreError, TokenRef
@@ -51,7 +51,7 @@ def store_failed(exc: Exception) -> JWTError:
 
 def token_ref(state: AppState, claims: Dict[str, Any]) -> TokenRef:
     """How the store names the token these claims belong to."""
-    claim = state.config.get("JWT_IDENTITY_CLAIM") or config.identity_claim
+    claim = identity_claim_of(state.config.get, claims)
     jti, family = claims.get("jti"), claims.get("fam")
     return TokenRef(
         None if jti is None else str(jti),

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from flask import current_app
 
 from .codec import Keyring
 from .config import DEFAULTS, Config, seconds
 from .errors import ConfigurationError
+from .issuers import outside_from_config
 from .store import StoreError, TokenStore, open_store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,8 +31,10 @@ logger = logging.getLogger("flask_tokenauth")
 class AppState:
     """Prepared keys and verified-token cache of one app, rebuilt on config change."""
 
-    def __init__(self, jwt: JWT, config: Mapping[str, Any]) -> None:
+    def __init__(self, jwt: JWT, config: Mapping[str, Any], explicit: Iterable[str] = ()) -> None:
         self.jwt = jwt
+        #: The JWT_* keys the app set itself before init_app (the rest are defaults).
+        self.explicitly_set = frozenset(explicit)
         #: The app's own config mapping (read live: changes after init_app
         #: count), held here so the request path resolves no proxy to read it.
         self.config = config
@@ -51,6 +54,10 @@ class AppState:
         self._throttle: Any = None
         self._throttle_spec: Any = None
 
+    def explicit(self, key: str) -> bool:
+        """The app chose this setting: set before init_app, or changed since."""
+        return key in self.explicitly_set or self.config.get(key) != DEFAULTS.get(key)
+
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
         if conf is None:
@@ -60,17 +67,16 @@ class AppState:
         if keyring is not None and settings == self._settings:
             return keyring
         with self._lock:
+            get = lambda key: conf.get(key, DEFAULTS.get(key))  # noqa: E731
+            remote, outside = outside_from_config(get, self.explicit("JWT_ALGORITHM"))
             keyring = Keyring(
-                conf.get("JWT_ALGORITHM", DEFAULTS["JWT_ALGORITHM"]),
+                get("JWT_ALGORITHM"),
                 secret=settings[1] if settings[1] is not None else settings[2],
-                private_key=conf.get("JWT_PRIVATE_KEY"),
-                public_key=conf.get("JWT_PUBLIC_KEY"),
-                keys=conf.get("JWT_KEYS"),
-                jwks_url=conf.get("JWT_JWKS_URL"),
-                jwks_timeout=seconds(conf.get("JWT_JWKS_TIMEOUT", DEFAULTS["JWT_JWKS_TIMEOUT"])),
-                jwks_refresh_interval=seconds(
-                    conf.get("JWT_JWKS_REFRESH_INTERVAL", DEFAULTS["JWT_JWKS_REFRESH_INTERVAL"])
-                ),
+                private_key=get("JWT_PRIVATE_KEY"),
+                public_key=get("JWT_PUBLIC_KEY"),
+                keys=get("JWT_KEYS"),
+                remote=remote,
+                outside=outside,
             )
             self.verified = {}
             self.cache_size = int(
@@ -148,14 +154,17 @@ class AppState:
         if seconds > self.longest_issued:
             self.longest_issued = float(seconds)
 
-    def remember(self, token: str, claims: Dict[str, Any]) -> None:
-        """Cache a verified token until its ``exp`` (plus leeway) passes."""
+    def remember(self, token: str, claims: Dict[str, Any], until: Optional[float] = None) -> None:
+        """Cache a verified token until its ``exp`` (plus leeway) passes, or
+        ``until`` (an outside issuer's key-set cache ends) if that is sooner."""
         if self.cache_size <= 0:
             return
         exp = claims.get("exp")
         if not isinstance(exp, (int, float)):
             return  # no usable exp: verify it every time
         deadline = exp + self.exp_leeway
+        if until is not None:
+            deadline = min(deadline, until)
         cache = self.verified
         while len(cache) >= self.cache_size:
             try:

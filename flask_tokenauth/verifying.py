@@ -20,7 +20,7 @@ from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from .codec import InvalidTokenError
-from .config import DEFAULTS, TYPE_CLAIM, config
+from .config import DEFAULTS, TYPE_CLAIM, config, identity_claim_of
 from .cookies import check_csrf
 from .errors import JWTError
 from .permissions import require as require_permissions
@@ -60,14 +60,22 @@ def invalid(error: str, description: str) -> JWTError:
 
 
 def default_decode_handler(token: str, *, verify_exp: bool = True) -> Dict[str, Any]:
-    """Flask-JWT's ``jwt_decode_handler``: verify signature and claims, return them."""
-    return app_state().keyring().decode(
+    """Flask-JWT's ``jwt_decode_handler``: verify signature and claims, return them.
+
+    An outside issuer's token needs only ``exp`` (identity providers put no
+    ``nbf`` in theirs) unless the app set ``JWT_REQUIRED_CLAIMS`` itself, and
+    the ``typ`` that ``JWT_ACCESS_TOKEN_TYPE`` names when that is set."""
+    state = app_state()
+    required = config.required_claims
+    return state.keyring().decode(
         token,
-        required_claims=config.required_claims,
+        required_claims=required,
         leeway=config.leeway,
         issuer=config.issuer,
         audience=config.audience,
         verify_exp=verify_exp,
+        outside_claims=required if state.explicit("JWT_REQUIRED_CLAIMS") else ("exp",),
+        token_type=config.get("JWT_ACCESS_TOKEN_TYPE"),
     )
 
 
@@ -95,7 +103,9 @@ def verify_token(state: AppState, token: str, *, expired_ok: bool = False) -> Di
                 # skip stray characters, and a token is accepted exactly as issued.
                 raise invalid("Invalid token", "Token is not a compact JWS (three base64url parts)")
             if not expired_ok:
-                state.remember(token, claims)
+                keyring = state.keyring()
+                outside = keyring.remote is not None or keyring.by_issuer
+                state.remember(token, claims, keyring.horizon(token) if outside else None)
             claims = dict(claims)
     except _DECODE_ERRORS as exc:
         raise invalid("Invalid token", str(exc) or type(exc).__name__) from exc
@@ -116,7 +126,10 @@ def decode_token(token: str) -> Dict[str, Any]:
 def identify(state: AppState, claims: Dict[str, Any]) -> Any:
     handler = state.jwt.identity_callback
     try:
-        identity = claims.get(config.identity_claim) if handler is None else handler(claims)
+        if handler is None:
+            identity = claims.get(identity_claim_of(state.config.get, claims))
+        else:
+            identity = handler(claims)
     except _IDENTITY_ERRORS as exc:
         logger.warning("refused a token whose claims the identity handler cannot use: %r", exc)
         raise invalid("Invalid JWT", "Token lacks the claims needed to identify its user") from exc

@@ -162,7 +162,7 @@ def refusal_cases(tokens: Dict[str, str]) -> Dict[str, Tuple[Optional[str], int,
         "no_token": (None, 401, "Authorization Required", "Request does not contain an access token"),
         "empty_header": ("", 401, "Authorization Required", "Request does not contain an access token"),
         "wrong_prefix": (
-            "Bearer " + tokens["joe"], 401, "Invalid JWT header", "Unsupported authorization type"
+            "Basic " + tokens["joe"], 401, "Invalid JWT header", "Unsupported authorization type"
         ),
         "token_missing": ("JWT", 401, "Invalid JWT header", "Token missing"),
         "token_with_spaces": ("JWT a b", 401, "Invalid JWT header", "Token contains spaces"),
@@ -399,9 +399,11 @@ def test_tutorial_refusals_over_http(server, path):
     }
     assert 'error="invalid_token"' in headers["WWW-Authenticate"]
 
-    status, _, body = http("GET", server + path, headers=auth_header(http_login(server), "Bearer"))
+    status, _, body = http("GET", server + path, headers=auth_header(http_login(server), "Token"))
     assert status == 401
     assert json.loads(body)["description"] == "Unsupported authorization type"
+    status, _, _ = http("GET", server + path, headers=auth_header(http_login(server), "Bearer"))
+    assert status == 200  # RFC 6750's scheme is accepted beside Flask-JWT's
 
 
 def test_tutorial_login_refusals_over_http(server):

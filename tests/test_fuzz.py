@@ -437,10 +437,11 @@ blanks = st.one_of(st.just(""), st.text(alphabet=" \t\xa0\x0b\x0c\n\r\x85\u2028\
 
 
 def accepted_header(value: str, token: str) -> bool:
-    """The oracle: ``Authorization: JWT <token>`` (prefix any case, only ASCII
-    space/tab around and between, exactly two parts) with the issued token."""
+    """The oracle: ``Authorization: JWT <token>`` or ``Bearer <token>`` (scheme
+    any case, only ASCII space/tab around and between, exactly two parts) with
+    the issued token."""
     parts = [part for part in value.replace("\t", " ").split(" ") if part]
-    return len(parts) == 2 and parts[0].lower() == "jwt" and parts[1] == token
+    return len(parts) == 2 and parts[0].lower() in ("jwt", "bearer") and parts[1] == token
 
 
 #: Characters str.split() (and other "white space" rules) would split on, but RFC 9110 does not.

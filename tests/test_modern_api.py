@@ -350,7 +350,7 @@ def test_optional_with_valid_token_identifies(optional_app):
     [
         ("JWT a.b.c", "Invalid token"),
         ("JWT", "Invalid JWT header"),
-        ("Bearer abc", "Invalid JWT header"),
+        ("Basic abc", "Invalid JWT header"),
         ("JWT " + pyjwt.encode({"identity": 1, "exp": 1, "iat": 0, "nbf": 0}, SECRET), "Invalid token"),
     ],
     ids=["garbage", "prefix-only", "other-scheme", "expired"],

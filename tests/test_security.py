@@ -616,7 +616,7 @@ def test_tokens_and_passwords_never_logged(caplog):
         ]
         for token in tokens[1:]:
             failed.append(get(client, token))
-            failed.append(client.get("/protected", headers={"Authorization": "Bearer " + token}))
+            failed.append(client.get("/protected", headers={"Authorization": "Basic " + token}))
             failed.append(client.get("/protected", headers={"Authorization": "JWT %s extra" % token}))
         ok = get(client, good)
     assert ok.status_code == 200
