@@ -180,10 +180,6 @@ class Config:
         return "cookies" in self.token_locations
 
     @property
-    def permissions_claim(self) -> str:
-        return self.get("JWT_PERMISSIONS_CLAIM")
-
-    @property
     def refresh_url_rule(self) -> Optional[str]:
         return self.get("JWT_REFRESH_URL_RULE")
 

@@ -69,6 +69,8 @@ class JWT:
         app.extensions[EXTENSION_KEY] = state
 
         rule = app.config.get("JWT_AUTH_URL_RULE")
+        if rule and app.config.get("JWT_OIDC_ISSUER") and not self._signs_own_tokens(state):
+            rule = None  # a resource server for an identity provider issues nothing
         if rule:
             options = dict(app.config.get("JWT_AUTH_URL_OPTIONS") or {"methods": ["POST"]})
             options.setdefault("view_func", views.login_view)
@@ -82,9 +84,23 @@ class JWT:
         ):
             if app.config.get(key):
                 app.add_url_rule(app.config[key], endpoint, view, methods=[method])
+        if app.config.get("JWT_JWKS_URL_RULE") and app.config.get("JWT_ISSUER"):
+            # Another service can then trust this one with JWT_OIDC_ISSUER = JWT_ISSUER.
+            app.add_url_rule(
+                views.DISCOVERY_PATH, "jwt_discovery", views.discovery_view, methods=["GET"]
+            )
 
         app.register_error_handler(JWTError, render_error)
         app.cli.add_command(cli)
+
+    def _signs_own_tokens(self, state: AppState) -> bool:
+        """The app has a signing key of its own (not only Flask's SECRET_KEY)
+        and a handler to log users in with."""
+        chosen = any(
+            state.explicit(key) for key in ("JWT_SECRET_KEY", "JWT_PRIVATE_KEY", "JWT_KEYS")
+        )
+        current = state.keyring().current
+        return chosen and current is not None and current.signing is not None
 
     # --- Flask-JWT's handler decorators -----------------------------------
 

@@ -155,7 +155,7 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
     if jwt.jwt_encode_callback is default_encode_handler:
         payload = _payload(identity)
         if granted is not None:
-            payload.setdefault(config.permissions_claim, authz.as_claim(granted))
+            authz.put(payload, granted, replace=False)
         # The payload handler's own claims (even a "fresh" of its own) are kept;
         # the session and the token type are the extension's, and no token of
         # the session outlives its max age.
@@ -167,7 +167,7 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
     else:
         payload = {config.identity_claim: identity_claim_value(identity)}
         if granted is not None:
-            payload[config.permissions_claim] = authz.as_claim(granted)
+            authz.put(payload, granted)
         access = as_token(jwt.jwt_encode_callback(identity))
     csrf = session.get("csrf")
     if not with_refresh:
@@ -214,7 +214,7 @@ def create_access_token(
     payload[TYPE_CLAIM] = "access"
     payload["fresh"] = bool(fresh)
     if permissions is not None:
-        payload[config.permissions_claim] = authz.as_claim(permissions)
+        authz.put(payload, permissions)
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))
 
 
@@ -230,6 +230,6 @@ def create_refresh_token(
     carried = {k: v for k, v in (claims or {}).items() if k not in FRESH_CLAIMS}
     carried[config.identity_claim] = identity_claim_value(identity)
     if permissions is not None:
-        carried[config.permissions_claim] = authz.as_claim(permissions)
+        authz.put(carried, permissions)
     payload = refresh_claims(carried, session_claims(now), now, lifetime=expires_delta)
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))

@@ -1,9 +1,12 @@
 """What a caller may do: permission claims in tokens, and the 403 check.
 
-A token's permissions are a list of strings in ``JWT_PERMISSIONS_CLAIM``
-(default ``"permissions"``); when that claim is configured as ``"scope"``, an
-OAuth-style space-separated string is accepted too. A valid token that lacks
-a required permission is a 403 with ``error="insufficient_scope"``; a missing
+``JWT_PERMISSIONS_CLAIM`` (default ``"permissions"``) names where a token's
+permissions are: a claim, a dotted path into nested claims
+(``"realm_access.roles"``, Keycloak's), or a list of them, all counted. A
+claim holds a list of strings (Auth0's ``permissions``, Okta's ``scp``) or,
+for ``scope`` and ``scp``, a space-separated string (OAuth's ``scope``,
+Entra's ``scp``). Malformed values grant nothing. A valid token that lacks a
+required permission is a 403 with ``error="insufficient_scope"``; a missing
 or invalid token stays a 401.
 """
 
@@ -18,21 +21,53 @@ from .errors import JWTError
 _MISSING = object()
 
 
+#: Claims whose permissions may be one space-separated string.
+SPACE_SEPARATED = ("scope", "scp")
+
+
+def _paths() -> List[str]:
+    spec = config.get("JWT_PERMISSIONS_CLAIM")
+    if isinstance(spec, str):
+        return [spec]
+    return [path for path in spec or () if isinstance(path, str)]
+
+
+def _at(claims: Mapping[str, Any], path: str) -> Any:
+    """The value at ``path``: a claim of that very name (Auth0's namespaced
+    claims are URLs, dots and all), else a walk down dotted segments."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part, _MISSING) if isinstance(value, Mapping) else _MISSING
+    return value
+
+
 def permissions_in(claims: Mapping[str, Any]) -> FrozenSet[str]:
     """The permissions a verified token grants (malformed claims grant none)."""
-    name = config.permissions_claim
-    value = claims.get(name)
-    if isinstance(value, str):
-        return frozenset(value.split()) if name == "scope" else frozenset()
-    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-        return frozenset(value)
-    return frozenset()
+    found: set = set()
+    for path in _paths():
+        value = _at(claims, path)
+        if isinstance(value, str):
+            if path.rsplit(".", 1)[-1] in SPACE_SEPARATED:
+                found.update(value.split())
+        elif isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+            found.update(value)
+    return frozenset(found)
 
 
-def as_claim(permissions: Iterable[str]) -> Any:
-    """Permissions as they are written into a token."""
+def put(payload: Dict[str, Any], permissions: Iterable[str], *, replace: bool = True) -> None:
+    """Write permissions into a new token's claims, where the first
+    ``JWT_PERMISSIONS_CLAIM`` path says (a dotted path nests)."""
+    path = _paths()[0]
     values = sorted({str(p) for p in permissions})
-    return " ".join(values) if config.permissions_claim == "scope" else values
+    value: Any = " ".join(values) if path.rsplit(".", 1)[-1] in SPACE_SEPARATED else values
+    *parents, last = path.split(".")
+    target = payload
+    for part in parents:
+        target = target.setdefault(part, {})
+    if replace or last not in target:
+        target[last] = value
 
 
 def of_identity(identity: Any, handler: Any) -> Optional[List[str]]:

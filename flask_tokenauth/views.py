@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any, Dict, Tuple
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
 from . import sessions
@@ -185,6 +185,27 @@ def logout_view() -> Response:
 def jwks_view() -> Response:
     """``GET <JWT_JWKS_URL_RULE>``: the public keys, as a JWK Set."""
     response = jsonify(app_state().keyring().jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+#: Where OpenID Connect clients look for an issuer's metadata (OIDC Discovery 1.0, section 4).
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+def discovery_view() -> Response:
+    """``GET /.well-known/openid-configuration``: this app as an issuer (its
+    ``JWT_ISSUER`` and where its JWK Set is), for services that verify its
+    tokens with ``JWT_OIDC_ISSUER``."""
+    issuer = config.issuer
+    document = {
+        "issuer": issuer,
+        "jwks_uri": url_for("jwt_jwks", _external=True),
+        "id_token_signing_alg_values_supported": sorted(
+            {key.algorithm for key in app_state().keyring().keys if key.verifying is not None}
+        ),
+    }
+    response = jsonify(document)
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
