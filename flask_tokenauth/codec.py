@@ -146,12 +146,25 @@ class Keyring:
             key = outside.keyset().select(header.get("kid"), header.get("alg"))
             issuer, audience = outside.issuer, outside.audience
             options.update(verify_iss=True, verify_aud=True, require=list(outside_claims))
+            if outside.audience_claim != "aud":
+                options["verify_aud"], audience = False, None
+                claims = self._verify(token, key, options, leeway, issuer, None)
+                check_audience(claims, outside.audience_claim, outside.audience)
+                if token_type:
+                    check_type(token, token_type)
+                return claims
         else:
             key = self.verifier(token)
             if key not in self.keys:  # a JWT_JWKS_URL token
                 options["require"] = list(outside_claims)
         if token_type and key not in self.keys:
             check_type(token, token_type)
+        return self._verify(token, key, options, leeway, issuer, audience)
+
+    @staticmethod
+    def _verify(
+        token: str, key: Key, options: Dict[str, Any], leeway: float, issuer: Any, audience: Any
+    ) -> Dict[str, Any]:
         return _pyjwt.decode(
             token,
             key.verifying,
@@ -190,3 +203,12 @@ def check_type(token: str, wanted: str) -> None:
     presented as an access token is refused even when its audience fits."""
     if _media_type(_pyjwt.get_unverified_header(token).get("typ")) != _media_type(wanted):
         raise InvalidTokenError("Token type (typ) is not %s" % wanted)
+
+
+def check_audience(claims: Mapping[str, Any], claim: str, wanted: Any) -> None:
+    """The audience named in ``claim`` (an issuer without ``aud``) is one of ``wanted``."""
+    accepted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if claim not in claims:
+        raise _pyjwt.MissingRequiredClaimError(claim)
+    if claims[claim] not in accepted:
+        raise _pyjwt.InvalidAudienceError("Audience doesn't match")

@@ -61,10 +61,18 @@ class OutsideIssuer:
     found by discovery on first use unless ``jwks_url`` is given."""
 
     def __init__(
-        self, issuer: Optional[str], audience: Any, jwks_url: Optional[str], settings: KeySettings
+        self,
+        issuer: Optional[str],
+        audience: Any,
+        jwks_url: Optional[str],
+        settings: KeySettings,
+        audience_claim: str = "aud",
     ) -> None:
         self.issuer = issuer
         self.audience = audience
+        #: Where its tokens name their audience: ``aud``, or ``client_id`` for
+        #: issuers that put none there (Amazon Cognito's access tokens).
+        self.audience_claim = audience_claim
         self.jwks_url = jwks_url
         self.settings = settings
         self._keyset: Optional[KeySet] = None
@@ -119,7 +127,7 @@ def issuers_from_config(spec: Any, audience: Any, settings: KeySettings) -> List
             entry = {"issuer": entry}
         if not isinstance(entry, Mapping) or not isinstance(entry.get("issuer"), str):
             raise ConfigurationError("%s must be an issuer URL or a dict with an 'issuer' URL" % where)
-        unknown = set(entry) - {"issuer", "audience", "jwks_url"}
+        unknown = set(entry) - {"issuer", "audience", "jwks_url", "audience_claim"}
         if unknown:
             raise ConfigurationError("%s has unknown fields: %s" % (where, ", ".join(sorted(unknown))))
         if not entry["issuer"].startswith(("https://", "http://")):
@@ -130,7 +138,10 @@ def issuers_from_config(spec: Any, audience: Any, settings: KeySettings) -> List
                 "%s: set JWT_AUDIENCE (or the entry's 'audience'): a resource server must check "
                 "that tokens are meant for it (RFC 9068 section 4)" % where
             )
-        found.append(OutsideIssuer(entry["issuer"], wanted, entry.get("jwks_url"), settings))
+        claim = entry.get("audience_claim", "aud")
+        if claim not in ("aud", "client_id", "azp"):
+            raise ConfigurationError("%s: audience_claim must be 'aud', 'client_id' or 'azp'" % where)
+        found.append(OutsideIssuer(entry["issuer"], wanted, entry.get("jwks_url"), settings, claim))
     names = [issuer.issuer for issuer in found]
     if len(set(names)) != len(names):
         raise ConfigurationError("JWT_OIDC_ISSUER names an issuer twice")
