@@ -34,7 +34,7 @@ from .keys import ASYMMETRIC, Key
 logger = logging.getLogger("flask_tokenauth")
 
 _MAX_DOCUMENT_BYTES = 1024 * 1024
-_MIN_TTL, _MAX_TTL = 30.0, 86400.0
+_MAX_TTL = 86400.0  # a day: an issuer that asks for more is not believed
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 #: Algorithms each key type can verify, and the one it implies without any hint.
@@ -191,7 +191,8 @@ class KeySet:
                 raise unavailable("The issuer's key set cannot be fetched; try again shortly") from exc
             logger.warning("issuer key set %s unusable (%s): using the keys fetched before", self.url, exc)
             return
-        ttl = self.default_ttl if max_age is None else min(max(max_age, _MIN_TTL), _MAX_TTL)
+        # At least the refetch cooldown: an issuer saying max-age=0 gets no fetch per request.
+        ttl = self.default_ttl if max_age is None else min(max(max_age, self.cooldown), _MAX_TTL)
         self._snapshot = _Snapshot(keys, started, started + ttl)
 
     def _parse(self, document: Any) -> Dict[Optional[str], List[Key]]:
