@@ -85,17 +85,8 @@ class OutsideIssuer:
             return keyset
         with self._lock:
             if self._keyset is None:
-                settings = self.settings
                 url, advertised = self._locate()
-                self._keyset = KeySet(
-                    url,
-                    timeout=settings.timeout,
-                    cooldown=settings.cooldown,
-                    default_ttl=settings.default_ttl,
-                    stale_for=settings.stale_for,
-                    allowed=settings.allowed,
-                    advertised=advertised,
-                )
+                self._keyset = KeySet(url, self.settings, advertised)
             return self._keyset
 
     def _locate(self) -> Tuple[str, Tuple[str, ...]]:

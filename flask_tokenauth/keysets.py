@@ -89,6 +89,16 @@ def algorithms_for(
     return [a for a in found if a in ASYMMETRIC]
 
 
+class KeySettings(NamedTuple):
+    """How key sets are fetched and kept (from the ``JWT_JWKS_*`` settings)."""
+
+    timeout: float
+    cooldown: float
+    default_ttl: float
+    stale_for: float
+    allowed: Optional[Tuple[str, ...]]
+
+
 class _Snapshot(NamedTuple):
     keys: Dict[Optional[str], List[Key]]
     fetched: float  # monotonic
@@ -98,23 +108,13 @@ class _Snapshot(NamedTuple):
 class KeySet:
     """One issuer's JWK Set, fetched and cached (see the module docstring)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float,
-        cooldown: float,
-        default_ttl: float,
-        stale_for: float,
-        allowed: Optional[Sequence[str]] = None,
-        advertised: Sequence[str] = (),
-    ) -> None:
+    def __init__(self, url: str, settings: KeySettings, advertised: Sequence[str] = ()) -> None:
         self.url = url
-        self.timeout = timeout
-        self.cooldown = cooldown
-        self.default_ttl = default_ttl
-        self.stale_for = stale_for
-        self.allowed = tuple(allowed) if allowed else None
+        self.timeout = settings.timeout
+        self.cooldown = settings.cooldown
+        self.default_ttl = settings.default_ttl
+        self.stale_for = settings.stale_for
+        self.allowed = settings.allowed
         self.advertised = tuple(advertised)
         self._snapshot: Optional[_Snapshot] = None
         self._fetching = threading.Lock()
@@ -216,13 +216,3 @@ class KeySet:
         if not keys:
             raise ValueError("no usable signing key in the set")
         return keys
-
-
-class KeySettings(NamedTuple):
-    """How key sets are fetched and kept (from the ``JWT_JWKS_*`` settings)."""
-
-    timeout: float
-    cooldown: float
-    default_ttl: float
-    stale_for: float
-    allowed: Optional[Tuple[str, ...]]
