@@ -75,6 +75,11 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_TOKEN_STORE_TIMEOUT": 1.0,
     "JWT_TOKEN_STORE_FAIL_OPEN": False,
     "JWT_TOKEN_STORE_MAX_CONNECTIONS": 50,  # per process, whatever the threads or greenlets
+    # --- DPoP (RFC 9449): tokens bound to a key the client holds ---
+    "JWT_DPOP": False,  # False, "allowed" (a login with a proof is bound) or "required"
+    "JWT_DPOP_ALGORITHMS": None,  # None: ES256, ES384, RS256, PS256, EdDSA, Ed25519
+    "JWT_DPOP_PROOF_MAX_AGE": 60.0,  # seconds a proof's iat may be old (JWT_LEEWAY for clocks ahead)
+    "JWT_DPOP_NONCE": False,  # True: proofs must carry the server's current DPoP-Nonce
     # --- login throttling (off until a limit is set) ---
     "JWT_LOGIN_RATE_LIMIT": None,  # e.g. "5 per minute": failed logins per username and per address
     "JWT_LOGIN_RATE_LIMIT_STORAGE": None,  # a limits storage URI; None: the token store's Redis, or memory

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Un
 
 from flask import Flask
 
-from . import issuing, revocation, verifying, views
+from . import dpop, issuing, revocation, verifying, views
 from .cli import cli
 from .config import DEFAULTS
 from .cookies import check_cookie_settings
@@ -64,6 +64,7 @@ class JWT:
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         state.open_store()  # so does a store setting that cannot work
         check_cookie_settings(app.config)  # and cookies a browser would drop
+        dpop.check_settings(app.config)  # and DPoP settings that cannot work
         state.login_throttle()  # and a login limit that cannot be parsed
         app.extensions["jwt"] = self
         app.extensions[EXTENSION_KEY] = state
@@ -178,10 +179,17 @@ class JWT:
         claims: Optional[Dict[str, Any]] = None,
         fresh: bool = False,
         permissions: Optional[Iterable[str]] = None,
+        dpop_jkt: Optional[str] = None,
     ) -> str:
-        """A signed access token for ``identity`` (needs an app context)."""
+        """A signed access token for ``identity`` (needs an app context);
+        ``dpop_jkt`` binds it to a client key (RFC 9449)."""
         return issuing.create_access_token(
-            identity, expires_delta=expires_delta, claims=claims, fresh=fresh, permissions=permissions
+            identity,
+            expires_delta=expires_delta,
+            claims=claims,
+            fresh=fresh,
+            permissions=permissions,
+            dpop_jkt=dpop_jkt,
         )
 
     def create_refresh_token(

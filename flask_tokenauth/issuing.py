@@ -135,9 +135,11 @@ class Login(NamedTuple):
     access: TokenStr
     refresh: Optional[TokenStr]
     csrf: Optional[str]
+    #: The client key the tokens are bound to (DPoP), if any.
+    dpop_jkt: Optional[str] = None
 
 
-def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
+def login_tokens(identity: Any, *, with_refresh: bool, dpop_jkt: Optional[str] = None) -> Login:
     """The access token (fresh) and, when asked, refresh token of a new login.
 
     Both come from the app's payload handler, so a refresh token carries the
@@ -148,6 +150,8 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
     jwt = app_state().jwt
     now = time.time()
     session = session_claims(now)
+    if dpop_jkt is not None:  # bound to the client's key (RFC 9449): cnf travels with the session
+        session["cnf"] = {"jkt": dpop_jkt}
     if config.uses_cookies:
         session["csrf"] = secrets.token_urlsafe(24)
     headers = jwt.jwt_headers_callback(identity)
@@ -171,10 +175,10 @@ def login_tokens(identity: Any, *, with_refresh: bool) -> Login:
         access = as_token(jwt.jwt_encode_callback(identity))
     csrf = session.get("csrf")
     if not with_refresh:
-        return Login(access, None, csrf)
+        return Login(access, None, csrf, dpop_jkt)
     carried = {k: v for k, v in payload.items() if k not in FRESH_CLAIMS}
     refresh = sign(refresh_claims(carried, session, now), headers)
-    return Login(access, refresh, csrf)
+    return Login(access, refresh, csrf, dpop_jkt)
 
 
 def refresh_claims(
@@ -203,11 +207,13 @@ def create_access_token(
     claims: Optional[Mapping[str, Any]] = None,
     fresh: bool = False,
     permissions: Optional[Iterable[str]] = None,
+    dpop_jkt: Optional[str] = None,
 ) -> TokenStr:
     """A signed access token for ``identity`` (a user object or a plain id).
 
     ``claims`` adds claims; it cannot replace ``exp``, ``iat``, ``nbf``,
     ``jti``, ``token_type``, ``fresh`` or the identity claim, which this sets.
+    ``dpop_jkt`` binds the token to a client key's RFC 7638 thumbprint.
     """
     payload: Dict[str, Any] = dict(claims or {})
     payload.update(base_claims(identity, expires_delta))
@@ -215,6 +221,8 @@ def create_access_token(
     payload["fresh"] = bool(fresh)
     if permissions is not None:
         authz.put(payload, permissions)
+    if dpop_jkt is not None:
+        payload["cnf"] = {"jkt": dpop_jkt}
     return sign(payload, app_state().jwt.jwt_headers_callback(identity))
 
 

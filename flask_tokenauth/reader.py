@@ -18,6 +18,8 @@ from .errors import JWTError
 #: Set in the request's environ when the token came from a cookie, so that
 #: verification knows to ask for the CSRF header.
 FROM_COOKIE_KEY = "flask_tokenauth.from_cookie"
+#: The Authorization scheme the token came with ("jwt", "bearer", "dpop").
+SCHEME_KEY = "flask_tokenauth.scheme"
 
 
 def _header_error(description: str, oauth_error: Optional[str]) -> JWTError:
@@ -42,8 +44,9 @@ def token_from_header() -> Optional[str]:
     # Flask-JWT's scheme (JWT_AUTH_HEADER_PREFIX), and RFC 6750's Bearer,
     # which every OAuth client, Swagger UI and Postman send.
     scheme = parts[0].lower()
-    if scheme != config.header_prefix.lower() and scheme != "bearer":
+    if scheme != config.header_prefix.lower() and scheme not in ("bearer", "dpop"):
         raise _header_error("Unsupported authorization type", None)
+    request.environ[SCHEME_KEY] = scheme
     if len(parts) == 1:
         raise _header_error("Token missing", "invalid_request")
     if len(parts) > 2:
@@ -127,6 +130,12 @@ def _app_request_handler() -> Any:
 
     handler = app_state().jwt.request_callback
     return None if handler is default_request_handler else handler
+
+
+def scheme() -> Optional[str]:
+    """The ``Authorization`` scheme of the request's token (lowercased), if it came in that header."""
+    found = request.environ.get(SCHEME_KEY)
+    return None if came_from_cookie() else found
 
 
 def came_from_cookie() -> bool:

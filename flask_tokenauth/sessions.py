@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any, Dict, List, Optional
 
+from . import dpop
 from .config import TYPE_CLAIM, config
 from .cookies import check_csrf
 from .errors import JWTError
@@ -43,6 +44,7 @@ def rotate(refresh_token: str) -> Login:
         raise invalid("Invalid token", "Only refresh tokens are accepted here")
     check_csrf(claims)
     check_not_revoked(state, claims)
+    dpop.check_refresh(claims)  # a bound session: a proof made with its key
     identify(state, claims)  # the user must still exist
 
     now = time.time()
@@ -78,7 +80,7 @@ def rotate(refresh_token: str) -> Login:
     except StoreError as exc:
         raise store_failed(exc) from exc
     if current is None:
-        return Login(access, successor, claims.get("csrf"))
+        return Login(access, successor, claims.get("csrf"), dpop.bound_key(claims))
     return _reused(claims, presented, current, now, grace)
 
 
@@ -93,7 +95,9 @@ def _reused(claims: Dict[str, Any], presented: str, current: str, now: float, gr
         and "access" in last
         and now - float(last.get("at", 0)) <= grace
     ):
-        return Login(as_token(last["access"]), as_token(last["refresh"]), claims.get("csrf"))
+        return Login(
+            as_token(last["access"]), as_token(last["refresh"]), claims.get("csrf"), dpop.bound_key(claims)
+        )
     revoke_family(claims)
     logger.warning("refresh token reuse detected: family revoked")
     raise revoked_error("Refresh token was already used; the session has been revoked")

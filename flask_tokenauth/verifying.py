@@ -22,9 +22,11 @@ from werkzeug.local import LocalProxy
 from .codec import InvalidTokenError
 from .config import DEFAULTS, TYPE_CLAIM, config, identity_claim_of
 from .cookies import check_csrf
+from .dpop import check_request as dpop_check
 from .errors import JWTError
 from .permissions import require as require_permissions
 from .reader import FROM_COOKIE_KEY
+from .reader import scheme as request_scheme
 from .revocation import check_not_revoked
 from .state import AppState, app_state
 
@@ -144,13 +146,16 @@ def verify_jwt_in_request(
     optional: bool = False,
     fresh: bool = False,
     permissions: Optional[Iterable[str]] = None,
+    dpop: bool = False,
 ) -> Optional[Dict[str, Any]]:
     """Check the request's access token; set ``current_identity`` and ``current_token``.
 
     Returns the verified claims, or ``None`` when ``optional`` is true and the
     request carries no token (a token that is present must still be valid).
     ``fresh`` also requires a token from a login rather than a refresh;
-    ``permissions`` requires the token to grant each one (else 403).
+    ``permissions`` requires the token to grant each one (else 403); ``dpop``
+    requires a DPoP-bound token (RFC 9449) even when ``JWT_DPOP`` is ``"allowed"``.
+    A bound token is always checked against the request's DPoP proof.
     Raises :class:`JWTError` (401; 403; 503 when the token store is unreachable).
     ``OPTIONS`` requests (CORS preflight) pass unchecked.
     """
@@ -175,6 +180,7 @@ def verify_jwt_in_request(
         if req.environ.get(FROM_COOKIE_KEY):
             check_csrf(claims)
         check_not_revoked(state, claims)
+        dpop_check(claims, token, request_scheme(), dpop)
         identity = identify(state, claims)
         if fresh and claims.get("fresh") is not True:
             raise invalid("Fresh token required", "This action needs a token from a fresh login")
@@ -192,6 +198,7 @@ def jwt_required(
     optional: bool = False,
     fresh: bool = False,
     permissions: Optional[Iterable[str]] = None,
+    dpop: bool = False,
 ) -> Any:
     """Decorate a view so it runs only for a request with a valid token.
 
@@ -208,14 +215,18 @@ def jwt_required(
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                verify_jwt_in_request(realm, optional=optional, fresh=fresh, permissions=permissions)
+                verify_jwt_in_request(
+                    realm, optional=optional, fresh=fresh, permissions=permissions, dpop=dpop
+                )
                 return current_app.ensure_sync(fn)(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request(realm, optional=optional, fresh=fresh, permissions=permissions)
+            verify_jwt_in_request(
+                realm, optional=optional, fresh=fresh, permissions=permissions, dpop=dpop
+            )
             return fn(*args, **kwargs)
 
         return cast(F, wrapper)

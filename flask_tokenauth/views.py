@@ -15,7 +15,7 @@ from typing import Any, Dict, Tuple
 from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from . import sessions
+from . import dpop, sessions
 from .config import config
 from .cookies import clear_session_cookies, own_page, set_session_cookies
 from .errors import ConfigurationError, JWTError
@@ -97,21 +97,25 @@ def default_auth_request_handler() -> Any:
             "No authentication handler: pass one to JWT(app, authenticate, identity) "
             "or decorate it with @jwt.authentication_handler"
         )
+    jkt = dpop.binding_for_login()  # a bad proof is refused before the password is checked
     identity = throttled_login(username, lambda: jwt.authentication_callback(username, password))
     if not identity:
         logger.info("login refused: invalid credentials")
         raise _bad_credentials()
-    login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule))
+    login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule), dpop_jkt=jkt)
     answer = jwt.auth_response_callback(login.access, identity)
-    if login.refresh is None and login.csrf is None:
+    if login.refresh is None and login.csrf is None and jkt is None:
         return answer
-    return _deliver(current_app.make_response(answer), login)
+    return _deliver(current_app.make_response(answer), login, bound=jkt is not None)
 
 
-def _deliver(response: Response, login: Login) -> Response:
-    """Add the refresh token and CSRF value to a JSON answer, and set cookies
-    when tokens travel in cookies."""
+def _deliver(response: Response, login: Login, bound: bool = False) -> Response:
+    """Add the refresh token and CSRF value to a JSON answer (and
+    ``"token_type": "DPoP"`` for tokens bound to a key), and set cookies when
+    tokens travel in cookies."""
     extra: Dict[str, str] = {}
+    if bound:
+        extra["token_type"] = "DPoP"
     if login.refresh is not None and not _cookies_only():
         extra["refresh_token"] = str(login.refresh)
     if login.csrf is not None:
@@ -156,7 +160,7 @@ def refresh_view() -> Response:
         raise challenge(error, config.realm) from None
     body = {} if _cookies_only() else {"access_token": str(login.access)}
     response = no_store(jsonify(body))
-    return _deliver(response, login)
+    return _deliver(response, login, bound=login.dpop_jkt is not None)
 
 
 def logout_view() -> Response:

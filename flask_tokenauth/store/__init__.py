@@ -115,6 +115,12 @@ class TokenStore:
         """
         raise NotImplementedError
 
+    def first_use(self, name: str, ttl: float) -> bool:
+        """Record ``name`` for ``ttl`` seconds; ``True`` the first time, ``False``
+        while it is remembered (DPoP proofs: a ``jti`` seen twice is a replay).
+        Every instance sharing the store must see the same answer."""
+        raise NotImplementedError("this token store cannot detect replayed DPoP proofs")
+
     def prepare(self) -> None:
         """Check the backend when the app starts (optional).
 

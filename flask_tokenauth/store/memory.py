@@ -20,6 +20,7 @@ class MemoryStore(TokenStore):
         self._families: Dict[str, float] = {}
         self._identities: Dict[str, Tuple[float, float]] = {}  # identity -> (cutoff, deadline)
         self._rotations: Dict[str, Tuple[str, str, float]] = {}  # family -> (jti, record, deadline)
+        self._seen: Dict[str, float] = {}  # name -> deadline (DPoP proof ids)
         self._writes = 0
 
     def lookup(self, ref: TokenRef) -> Status:
@@ -70,6 +71,15 @@ class MemoryStore(TokenStore):
             self._wrote()
             return None
 
+    def first_use(self, name: str, ttl: float) -> bool:
+        with self._lock:
+            now = time.time()
+            if self._seen.get(name, 0.0) > now:
+                return False
+            self._seen[name] = now + ttl
+            self._wrote()
+            return True
+
     def __len__(self) -> int:
         """Live entries (expired ones not yet swept included)."""
         return len(self._tokens) + len(self._families) + len(self._identities) + len(self._rotations)
@@ -85,7 +95,7 @@ class MemoryStore(TokenStore):
             self._sweep(time.time())
 
     def _sweep(self, now: float) -> None:
-        for table in (self._tokens, self._families):
+        for table in (self._tokens, self._families, self._seen):
             for key in [k for k, deadline in table.items() if deadline <= now]:
                 del table[key]
         for key in [k for k, value in self._identities.items() if value[1] <= now]:

@@ -136,6 +136,12 @@ class RedisStore(TokenStore):
             return found[1].decode("utf-8")
         return None
 
+    def first_use(self, name: str, ttl: float) -> bool:
+        # Not WAITed for: a replica that misses it in a failover lets one proof
+        # be replayed within its few seconds of life, never a revoked token.
+        key = self.group_of(TokenRef(jti=name)) + "seen:" + name
+        return self.link.execute("SET", key, b"1", "NX", "PX", _ms(ttl)) is not None
+
     def prepare(self) -> None:
         try:
             infos = self.link.info()
