@@ -129,8 +129,9 @@ def _nonce_ok(value: Any) -> bool:
 
 def _normal_url(url: Any) -> Optional[tuple]:
     """A URL compared after RFC 3986 normalisation: case of scheme and host,
-    default ports, percent-encoding; query and fragment left out."""
-    if not isinstance(url, str):
+    default ports, percent-encoding. A proof's ``htu`` has no query or
+    fragment (RFC 9449 section 4.2): one that has them matches nothing."""
+    if not isinstance(url, str) or "?" in url or "#" in url:
         return None
     try:
         parts = urlsplit(url)
@@ -157,7 +158,8 @@ def check_proof(*, access_token: Optional[str], token_endpoint: bool) -> str:
     def fail(description: str, error: str = "invalid_dpop_proof") -> JWTError:
         return refused(description, token_endpoint=token_endpoint, error=error)
 
-    proofs = request.headers.getlist("DPoP")
+    # WSGI joins repeated headers with commas, which a compact JWS never holds.
+    proofs = [part for value in request.headers.getlist("DPoP") for part in value.split(",")]
     if not proofs:
         raise fail("A DPoP proof is required (the DPoP header)")
     if len(proofs) != 1:
