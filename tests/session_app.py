@@ -28,7 +28,12 @@ from tests.conftest import make_app  # noqa: E402
 
 
 def build_app(
-    redis_url: str, store_timeout: float = 1.0, grace: float = 0.0, rate_limit=None, max_connections=50
+    redis_url: str,
+    store_timeout: float = 1.0,
+    grace: float = 0.0,
+    rate_limit=None,
+    max_connections=50,
+    dpop=False,
 ):
     app = make_app(
         {
@@ -39,6 +44,7 @@ def build_app(
             "JWT_TOKEN_STORE_MAX_CONNECTIONS": max_connections,
             "JWT_REFRESH_REUSE_GRACE": grace,
             "JWT_LOGIN_RATE_LIMIT": rate_limit,
+            "JWT_DPOP": dpop,
         }
     )
     jwt = app.extensions["jwt"]
@@ -60,8 +66,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rate-limit", default=None, help="JWT_LOGIN_RATE_LIMIT (counted in that Redis)")
     parser.add_argument("--max-connections", type=int, default=50, help="JWT_TOKEN_STORE_MAX_CONNECTIONS")
     parser.add_argument("--gevent", action="store_true", help="serve with gevent (monkey-patched)")
+    parser.add_argument("--dpop", default=None, help='JWT_DPOP ("allowed" or "required")')
     args = parser.parse_args(argv)
-    app = build_app(args.redis, args.store_timeout, args.grace, args.rate_limit, args.max_connections)
+    app = build_app(
+        args.redis, args.store_timeout, args.grace, args.rate_limit, args.max_connections, args.dpop or False
+    )
     print("serving %d" % args.port, flush=True)
     if args.gevent:
         from gevent.pywsgi import WSGIServer

@@ -259,12 +259,14 @@ def http(
     token: Optional[str] = None,
     json_body: Any = None,
     timeout: float = 10.0,
+    headers: Optional[Dict[str, str]] = None,
+    scheme: str = "JWT",
 ) -> HTTPAnswer:
     """One request with urllib; 4xx/5xx answers are returned, not raised."""
-    headers = {}
+    headers = dict(headers or {})
     data = None
     if token is not None:
-        headers["Authorization"] = "JWT " + token
+        headers["Authorization"] = "%s %s" % (scheme, token)
     if json_body is not None:
         data = json.dumps(json_body).encode()
         headers["Content-Type"] = "application/json"
@@ -297,6 +299,7 @@ class AppProcess:
         rate_limit: Optional[str] = None,
         max_connections: int = 50,
         gevent: bool = False,
+        dpop: Optional[str] = None,
     ) -> None:
         self.redis_url = redis_url
         self.store_timeout = store_timeout
@@ -304,6 +307,7 @@ class AppProcess:
         self.rate_limit = rate_limit
         self.max_connections = max_connections
         self.gevent = gevent
+        self.dpop = dpop
         self.port = 0
         self.process: Optional[subprocess.Popen] = None
         self._log: Any = None
@@ -326,6 +330,7 @@ class AppProcess:
                 "--max-connections", str(self.max_connections),
                 *(["--rate-limit", self.rate_limit] if self.rate_limit else []),
                 *(["--gevent"] if self.gevent else []),
+                *(["--dpop", self.dpop] if self.dpop else []),
             ],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,

@@ -12,6 +12,7 @@ from typing import Iterator, List, Tuple
 import pytest
 
 from tests.cluster_support import cluster_fixture  # noqa: F401 - a fixture
+from tests.dpop_support import Client
 from tests.redis_server import RedisServer
 from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     REUSED,
@@ -19,6 +20,7 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     AppProcess,
     close_app_store,
     get_protected,
+    http,
     login_pair,
     own_redis_fixture,
     redis_client_fixture,
@@ -46,7 +48,7 @@ def apps_fixture(backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess
     """Two app processes (A and B, on different ports) on the backend, logins
     throttled at 3 failures a minute."""
     url = request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster").url
-    with serving(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT) as (a, b):
+    with serving(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT, dpop="allowed") as (a, b):
         yield a, b
 
 
@@ -128,6 +130,30 @@ def test_login_throttle_is_shared_by_both_processes(ab):
         assert answer.status == 429, answer
         assert set(answer.json) == {"status_code", "error", "description"}
         assert answer.headers["Retry-After"].isdigit()
+
+
+def test_a_dpop_proof_replayed_on_the_other_process_is_refused(ab):
+    """Both processes answer as one host (behind a load balancer, say): a proof
+    accepted by A is a replay for B, because its jti is in the shared store."""
+    a, b = ab
+    key = Client()
+    host = {"Host": "api.example"}
+    login_proof = key.proof("POST", "http://api.example/auth")
+    answer = http(
+        "POST", a.url + "/auth", json_body={"username": "joe", "password": "pass"},
+        headers={**host, "DPoP": login_proof},
+    )
+    assert answer.status == 200 and answer.json["token_type"] == "DPoP", answer
+    token = answer.json["access_token"]
+    proof = key.proof("GET", "http://api.example/protected", token)
+    headers = {**host, "DPoP": proof}
+    assert http("GET", a.url + "/protected", token, headers=headers, scheme="DPoP").status == 200
+    replayed = http("GET", b.url + "/protected", token, headers=headers, scheme="DPoP")
+    assert replayed.status == 401 and replayed.json["description"] == "The DPoP proof was used before"
+    wrong = {**host, "DPoP": login_proof}  # the login's proof, for another method and URL
+    assert http("GET", b.url + "/protected", token, headers=wrong, scheme="DPoP").status == 401
+    fresh = {**host, "DPoP": key.proof("GET", "http://api.example/protected", token)}
+    assert http("GET", b.url + "/protected", token, headers=fresh, scheme="DPoP").status == 200
 
 
 # --- concurrent refreshes ---------------------------------------------------------------
