@@ -249,3 +249,78 @@ def test_an_app_under_a_prefix_refreshes_and_logs_out(context):
         page.click("#logout")
         expect(page.locator("#status")).to_have_text("Logged out.")
         assert jar(context) == {}
+
+
+# --- DPoP with a key the page cannot give away ---------------------------------------------
+
+#: A page that makes a non-extractable ECDSA key with WebCrypto, logs in with a
+#: DPoP proof, and calls a protected route with the bound token.
+DPOP_PAGE = """<!doctype html><html><body><script>
+"use strict";
+const enc = new TextEncoder();
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+const part = (object) => b64url(enc.encode(JSON.stringify(object)));
+let keys, jwk;
+
+async function setUp() {
+  keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  const full = await crypto.subtle.exportKey("jwk", keys.publicKey);
+  jwk = { kty: full.kty, crv: full.crv, x: full.x, y: full.y };
+}
+
+async function proof(method, url, token) {
+  const claims = { htm: method, htu: url, iat: Math.floor(Date.now() / 1000), jti: crypto.randomUUID() };
+  if (token) claims.ath = b64url(await crypto.subtle.digest("SHA-256", enc.encode(token)));
+  const input = part({ typ: "dpop+jwt", alg: "ES256", jwk }) + "." + part(claims);
+  const algorithm = { name: "ECDSA", hash: "SHA-256" };
+  const signature = await crypto.subtle.sign(algorithm, keys.privateKey, enc.encode(input));
+  return input + "." + b64url(signature);
+}
+
+window.run = async () => {
+  await setUp();
+  const login = await fetch("auth", {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      DPoP: await proof("POST", new URL("auth", location).href),
+    },
+    body: JSON.stringify({ username: "alice", password: "wonderland" }),
+  });
+  const body = await login.json();
+  window.stolen = body.access_token;  // what an XSS bug could copy out of the page
+  const url = new URL("whoami", location).href;
+  const me = await fetch("whoami", {
+    headers: { Authorization: "DPoP " + body.access_token, DPoP: await proof("GET", url, body.access_token) },
+  });
+  return { login: login.status, tokenType: body.token_type, me: me.status, who: (await me.json()).username,
+           extractable: keys.privateKey.extractable };
+};
+</script></body></html>"""
+
+
+def test_a_browser_key_binds_the_token_and_a_copied_token_is_worthless(context):
+    from tests.dpop_support import Client
+
+    app = example(JWT_DPOP="allowed")
+    app.add_url_rule("/dpop-page", "dpop_page", lambda: Response(DPOP_PAGE, mimetype="text/html"))
+    with Served(app) as served:
+        page = context.new_page()
+        page.goto(served.url + "/dpop-page")
+        result = page.evaluate("window.run()")
+        assert result == {
+            "login": 200, "tokenType": "DPoP", "me": 200, "who": "alice", "extractable": False
+        }, result
+        stolen = page.evaluate("window.stolen")
+
+        api = app.test_client()
+        url = served.url + "/whoami"
+        for headers in (
+            {"Authorization": "Bearer " + stolen},
+            {"Authorization": "JWT " + stolen},
+            {"Authorization": "DPoP " + stolen},
+            {"Authorization": "DPoP " + stolen, "DPoP": Client().proof("GET", url, stolen)},
+        ):
+            answer = api.get("/whoami", headers=headers, base_url=served.url)
+            assert answer.status_code == 401, (headers.keys(), answer.get_json())
