@@ -55,10 +55,20 @@ def _refuse(error: JWTError) -> None:
 @click.option("--expires", default=None, help="Lifetime: 90, 15m, 1h, 30d (default: the app's).")
 @click.option("--refresh", is_flag=True, help="Make a refresh token (a new session) instead.")
 @click.option("--fresh", is_flag=True, help="Mark the access token fresh.")
+@click.option(
+    "--dpop-jkt", default=None, help="Bind the access token to a client key's RFC 7638 thumbprint (DPoP)."
+)
 def create_token(
-    identity: str, permissions: Optional[str], expires: Optional[str], refresh: bool, fresh: bool
+    identity: str,
+    permissions: Optional[str],
+    expires: Optional[str],
+    refresh: bool,
+    fresh: bool,
+    dpop_jkt: Optional[str],
 ) -> None:
     """Print a signed token for IDENTITY."""
+    if refresh and dpop_jkt:
+        raise click.UsageError("--dpop-jkt binds an access token: not with --refresh")
     granted = [p for p in permissions.split(",") if p] if permissions is not None else None
     lifetime = parse_duration(expires) if expires is not None else None
     jwt = _jwt()
@@ -68,7 +78,11 @@ def create_token(
         )
     else:
         token = jwt.create_access_token(
-            parse_identity(identity), expires_delta=lifetime, permissions=granted, fresh=fresh
+            parse_identity(identity),
+            expires_delta=lifetime,
+            permissions=granted,
+            fresh=fresh,
+            dpop_jkt=dpop_jkt,
         )
     click.echo(token)
 

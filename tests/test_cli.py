@@ -72,6 +72,22 @@ def test_create_token_makes_a_working_access_token():
     assert get(app, create_token(app, "2")).get_json() == ANN
 
 
+def test_create_token_binds_to_a_dpop_key():
+    from tests.dpop_support import Client
+
+    app = make_app()
+    key = Client()
+    token = create_token(app, "1", "--dpop-jkt", key.jkt)
+    assert claims_of(token)["cnf"] == {"jkt": key.jkt}
+    client = app.test_client()
+    assert get(app, token).status_code == 401  # a bound token as JWT <token>: refused
+    url = "https://api.example/protected"
+    headers = {"Authorization": "DPoP " + token, "DPoP": key.proof("GET", url, token)}
+    assert client.get("/protected", headers=headers, base_url="https://api.example").get_json() == JOE
+    refused = invoke(app, "create-token", "1", "--refresh", "--dpop-jkt", key.jkt)
+    assert refused.exit_code == 2
+
+
 def test_create_token_with_text_identity_keeps_it_a_string():
     app = make_app()
     token = create_token(app, "joe")
