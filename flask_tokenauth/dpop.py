@@ -20,13 +20,12 @@ import hmac
 import json
 import re
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
-import jwt as _pyjwt
 from flask import request
 from jwt.algorithms import get_default_algorithms
-from jwt.utils import base64url_encode
+from jwt.utils import base64url_decode, base64url_encode
 
 from .config import config, seconds
 from .errors import ConfigurationError, JWTError
@@ -43,16 +42,10 @@ _UNRESERVED = "-._~"
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-def _jws() -> Any:
-    """A PyJWS that also knows Ed25519 by its RFC 9864 name."""
-    jws = _pyjwt.PyJWS()
-    algorithms = get_default_algorithms()
-    if "EdDSA" in algorithms and "Ed25519" not in algorithms:
-        jws.register_algorithm("Ed25519", algorithms["EdDSA"])
-    return jws
-
-
-_JWS = _jws()
+#: PyJWT's algorithms; RFC 9864's "Ed25519" is verified as EdDSA (PyJWT knows that name only).
+_ALGORITHMS = get_default_algorithms()
+_HEADER_CACHE_SIZE = 512
+_HEADERS: Dict[str, Tuple[str, Any, Any, str]] = {}
 
 
 def algorithms() -> List[str]:
@@ -167,11 +160,39 @@ def check_proof(*, access_token: Optional[str], token_endpoint: bool) -> str:
     proof = proofs[0]
     if len(proof) > _MAX_PROOF_BYTES or not _COMPACT.fullmatch(proof):
         raise fail("The DPoP proof is not a compact JWS")
+    # PyJWT's algorithms and base64url do the JOSE work; the header is read
+    # once here (PyJWS would parse the proof twice: for the key, then to verify).
+    head, body, signature = proof.split(".")
+    alg, verifier, key, jkt = _header(head, fail)
     try:
-        header = _pyjwt.get_unverified_header(proof)
-    except (_pyjwt.InvalidTokenError, ValueError, TypeError):
+        if not verifier.verify((head + "." + body).encode("ascii"), key, base64url_decode(signature)):
+            raise fail("The DPoP proof's signature is invalid")
+        claims = json.loads(base64url_decode(body))
+    except JWTError:
+        raise
+    except Exception:  # a broken segment
+        raise fail("The DPoP proof's signature is invalid") from None
+    if not isinstance(claims, dict):
+        raise fail("The DPoP proof's payload is not a JSON object")
+    _check_claims(claims, access_token, fail)
+    _check_fresh(claims, jkt, token_endpoint)
+    return jkt
+
+
+def _header(head: str, fail: Any) -> Tuple[str, Any, Any, str]:
+    """The proof header's algorithm, verifier, public key and thumbprint. A
+    client sends the same header with every proof, so the parsed key is kept
+    (a few hundred headers), keyed by the header's exact text."""
+    found = _HEADERS.get(head)
+    if found is not None:
+        if found[0] not in algorithms():  # the app's settings may differ from the one that parsed it
+            raise fail("The DPoP proof's alg must be one of %s" % ", ".join(algorithms()))
+        return found
+    try:
+        header = json.loads(base64url_decode(head))
+    except (ValueError, TypeError, UnicodeDecodeError):
         raise fail("The DPoP proof is not a compact JWS") from None
-    if header.get("typ") != "dpop+jwt":
+    if not isinstance(header, dict) or header.get("typ") != "dpop+jwt":
         raise fail("The DPoP proof's typ must be dpop+jwt")
     alg = header.get("alg")
     if alg not in algorithms():
@@ -181,27 +202,28 @@ def check_proof(*, access_token: Optional[str], token_endpoint: bool) -> str:
         raise fail("The DPoP proof's header has no jwk")
     if _PRIVATE_MEMBERS & set(jwk):
         raise fail("The DPoP proof's jwk holds a private key")
+    verifier = _ALGORITHMS.get("EdDSA" if alg == "Ed25519" else alg)
+    if verifier is None:  # allowed, but this PyJWT (or its cryptography) lacks it
+        raise fail("The DPoP proof's alg must be one of %s" % ", ".join(algorithms()))
     try:
-        key = _pyjwt.PyJWK(jwk, algorithm="EdDSA" if alg == "Ed25519" else alg).key
-        jkt = thumbprint(jwk)
+        found = (alg, verifier, verifier.from_jwk(jwk), thumbprint(jwk))
     except Exception:  # any member PyJWT or cryptography cannot use
         raise fail("The DPoP proof's jwk is not a usable public key for %s" % alg) from None
-    try:
-        payload = _JWS.decode(proof, key, algorithms=[alg])
-        claims = json.loads(payload)
-    except (_pyjwt.InvalidTokenError, ValueError, TypeError):
-        raise fail("The DPoP proof's signature is invalid") from None
-    if not isinstance(claims, dict):
-        raise fail("The DPoP proof's payload is not a JSON object")
-    _check_claims(claims, access_token, fail)
-    _check_fresh(claims, jkt, token_endpoint)
-    return jkt
+    while len(_HEADERS) >= _HEADER_CACHE_SIZE:
+        try:
+            del _HEADERS[next(iter(_HEADERS))]
+        except (KeyError, RuntimeError, StopIteration):
+            break
+    _HEADERS[head] = found
+    return found
 
 
 def _check_claims(claims: Dict[str, Any], access_token: Optional[str], fail: Any) -> None:
     if claims.get("htm") != request.method:
         raise fail("The DPoP proof's htm is not this request's method")
-    wanted = _normal_url(request.base_url)
+    # The URL the client used (ProxyFix corrects scheme and host behind a proxy),
+    # built from its parts: request.base_url costs an IRI round trip.
+    wanted = _normal_url("%s://%s%s%s" % (request.scheme, request.host, request.script_root, request.path))
     if _normal_url(claims.get("htu")) != wanted:
         raise fail("The DPoP proof's htu is not this request's URL")
     iat, now, leeway = claims.get("iat"), time.time(), config.leeway
