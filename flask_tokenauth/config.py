@@ -75,6 +75,7 @@ DEFAULTS: Dict[str, Any] = {
     "JWT_TOKEN_STORE_TIMEOUT": 1.0,
     "JWT_TOKEN_STORE_FAIL_OPEN": False,
     "JWT_TOKEN_STORE_MAX_CONNECTIONS": 50,  # per process, whatever the threads or greenlets
+    "JWT_TOKEN_STORE_CACHE_SIZE": 50000,  # Redis values kept in memory, invalidated by Redis (0: off)
     # --- DPoP (RFC 9449): tokens bound to a key the client holds ---
     "JWT_DPOP": False,  # False, "allowed" (a login with a proof is bound) or "required"
     "JWT_DPOP_ALGORITHMS": None,  # None: ES256, ES384, RS256, PS256, EdDSA, Ed25519

@@ -117,6 +117,7 @@ class AppState:
                 max_connections=int(
                     get("JWT_TOKEN_STORE_MAX_CONNECTIONS", DEFAULTS["JWT_TOKEN_STORE_MAX_CONNECTIONS"])
                 ),
+                cache_size=int(get("JWT_TOKEN_STORE_CACHE_SIZE", DEFAULTS["JWT_TOKEN_STORE_CACHE_SIZE"])),
             )
             store.prepare()
             self._store, self._store_spec = store, spec

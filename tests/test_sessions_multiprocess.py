@@ -248,15 +248,19 @@ def test_redis_stopped_gives_503_then_restarted_refuses_older_tokens_and_serves_
 
 def test_redis_frozen_gives_503_within_the_timeout_then_recovers(faulty):
     server, app = faulty
-    access, _ = app.login()
-    assert app.get("/protected", access).status == 200
+    seen, _ = app.login()
+    assert app.get("/protected", seen).status == 200
+    unseen, _ = app.login()
     server.freeze()  # connections are accepted, nothing answers
     try:
-        answer, elapsed = timed_get(app, access)
+        answer, elapsed = timed_get(app, unseen)  # a token no cache holds: Redis must answer
+        assert_unavailable(answer, elapsed)
+        time.sleep(1.1)  # no heartbeat answered: the cache no longer answers either
+        answer, elapsed = timed_get(app, seen)
         assert_unavailable(answer, elapsed)
     finally:
         server.thaw()
-    answer = app.get("/protected", access)
+    answer = app.get("/protected", seen)
     assert answer.status == 200, answer
 
 

@@ -150,7 +150,12 @@ REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 def open_store(
-    spec: Any, *, prefix: str = "tokenauth:", timeout: float = 1.0, max_connections: int = 50
+    spec: Any,
+    *,
+    prefix: str = "tokenauth:",
+    timeout: float = 1.0,
+    max_connections: int = 50,
+    cache_size: int = 0,
 ) -> TokenStore:
     """The store that ``JWT_TOKEN_STORE`` names (a URL, a client, or a store).
 
@@ -168,7 +173,9 @@ def open_store(
         if scheme in REDIS_SCHEMES:
             from .redis import RedisStore
 
-            return RedisStore.open(spec, prefix=prefix, timeout=timeout, max_connections=max_connections)
+            return RedisStore.open(
+                spec, prefix=prefix, timeout=timeout, max_connections=max_connections, cache_size=cache_size
+            )
         raise ConfigurationError(
             "JWT_TOKEN_STORE %r: unknown scheme %r (use memory://, redis://, rediss://, "
             "unix://, redis+cluster:// or rediss+cluster://)" % (_safe(spec), scheme)
@@ -176,7 +183,9 @@ def open_store(
     if hasattr(spec, "pipeline") and hasattr(spec, "set"):  # a redis-py client
         from .redis import RedisStore
 
-        return RedisStore.open(spec, prefix=prefix, timeout=timeout, max_connections=max_connections)
+        return RedisStore.open(
+            spec, prefix=prefix, timeout=timeout, max_connections=max_connections, cache_size=cache_size
+        )
     raise ConfigurationError(
         "JWT_TOKEN_STORE must be a URL, a redis client or a TokenStore, not %r" % type(spec)
     )

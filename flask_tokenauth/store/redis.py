@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 from ..errors import ConfigurationError
 from . import StateLost, Status, StoreError, TokenRef, TokenStore, required
 from .redis_connection import RedisLink, connect, not_a_cluster
+from .redis_tracking import Tracker
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -50,7 +51,7 @@ _warned_lock = threading.Lock()
 class RedisStore(TokenStore):
     """Revocation entries as Redis keys under ``prefix``, grouped by hash tag."""
 
-    def __init__(self, link: RedisLink, *, prefix: str = "tokenauth:") -> None:
+    def __init__(self, link: RedisLink, *, prefix: str = "tokenauth:", cache_size: int = 0) -> None:
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError(
                 "JWT_TOKEN_STORE_PREFIX %r: braces are not allowed (the store puts its own "
@@ -58,17 +59,33 @@ class RedisStore(TokenStore):
             )
         self.link = link
         self.prefix = prefix
+        #: Lookups served from memory, kept honest by Redis' invalidations (0: off).
+        self.tracker: Optional[Tracker] = None
+        if cache_size > 0:
+            self.tracker = Tracker(
+                link.tracking_connections,
+                prefix + "{",
+                cache_size,
+                retry=link.timeout,
+                topology=link.primaries if link.cluster else None,
+            )
 
     @classmethod
     def open(
-        cls, spec: Any, *, prefix: str = "tokenauth:", timeout: float = 1.0, max_connections: int = 50
+        cls,
+        spec: Any,
+        *,
+        prefix: str = "tokenauth:",
+        timeout: float = 1.0,
+        max_connections: int = 50,
+        cache_size: int = 0,
     ) -> RedisStore:
         """The store on a URL or a redis-py client (nothing is connected yet)."""
         try:
             link = connect(spec, timeout=timeout, max_connections=max_connections)
         except ValueError as exc:
             raise ConfigurationError("JWT_TOKEN_STORE: %s" % exc) from exc
-        return cls(link, prefix=prefix)
+        return cls(link, prefix=prefix, cache_size=cache_size)
 
     from_url = open  # the name earlier versions had
 
@@ -78,6 +95,11 @@ class RedisStore(TokenStore):
         """The key stem of ``ref``'s group: ``<prefix>{<n>}:``."""
         group = zlib.crc32(ref.group.encode("utf-8", "surrogatepass")) % GROUPS
         return "%s{%d}:" % (self.prefix, group)
+
+    def side_of(self, ref: TokenRef) -> str:
+        """The stem of keys in ``ref``'s slot that lookups never read (rotation
+        records, DPoP proof ids): outside the prefix the cache hears about."""
+        return "%sx{%d}:" % (self.prefix, zlib.crc32(ref.group.encode("utf-8", "surrogatepass")) % GROUPS)
 
     def _markers(self) -> List[str]:
         return ["%s{%d}:gen" % (self.prefix, group) for group in range(GROUPS)]
@@ -94,9 +116,22 @@ class RedisStore(TokenStore):
             names.append(stem + "fam:" + family)
         if identity is not None:
             names.append(stem + "idn:" + identity)
-        values = iter(self.link.execute("MGET", *names))
+        tracker = self.tracker
+        if tracker is not None:
+            cached = tracker.get(names)
+            if cached is not None:
+                return self._status(ref, cached)
+            mark = tracker.mark()
+        found = self.link.execute("MGET", *names)
+        if tracker is not None and found[0] is not None:
+            tracker.keep(names, found, mark)
+        return self._status(ref, found)
+
+    def _status(self, ref: TokenRef, found: List[Any]) -> Status:
+        jti, family, identity = ref
+        values = iter(found)
         marker = next(values)
-        epoch = _epoch(marker) if marker is not None else self._lost(stem)
+        epoch = _epoch(marker) if marker is not None else self._lost(self.group_of(ref))
         token_dead = jti is not None and next(values) is not None
         family_dead = family is not None and next(values) is not None
         cutoff = next(values) if identity is not None else None
@@ -120,7 +155,7 @@ class RedisStore(TokenStore):
         self, ref: TokenRef, presented: str, successor: str, record: str, ttl: float
     ) -> Optional[str]:
         stem = self.group_of(ref)
-        key = stem + "rot:" + required(ref.family, "family")
+        key = self.side_of(ref) + "rot:" + required(ref.family, "family")
         # Not durable: a refresh answered 503 after it rotated would make the
         # client's retry look like reuse. A lagging replica is only logged.
         found = self.link.write(
@@ -139,7 +174,7 @@ class RedisStore(TokenStore):
     def first_use(self, name: str, ttl: float) -> bool:
         # Not WAITed for: a replica that misses it in a failover lets one proof
         # be replayed within its few seconds of life, never a revoked token.
-        key = self.group_of(TokenRef(jti=name)) + "seen:" + name
+        key = self.side_of(TokenRef(jti=name)) + "seen:" + name
         return self.link.execute("SET", key, b"1", "NX", "PX", _ms(ttl)) is not None
 
     def prepare(self) -> None:
@@ -160,6 +195,8 @@ class RedisStore(TokenStore):
             return
         for info in infos:
             self._check_server(info)
+        if self.tracker is not None:
+            self.tracker.start()
         try:
             self._write_markers(time.time(), at_start=True)
         except StoreError as exc:
@@ -176,6 +213,8 @@ class RedisStore(TokenStore):
         return self.link.call(action)
 
     def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
         self.link.close()
 
     # --- lost state ------------------------------------------------------------------

@@ -153,6 +153,15 @@ class RedisLink:
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         raise NotImplementedError
 
+    def tracking_connections(self) -> List[Any]:
+        """New (unconnected) RESP2 connections, one to each server that holds
+        entries, for the invalidations of the revocation cache."""
+        raise NotImplementedError
+
+    def primaries(self) -> Any:
+        """Which servers hold entries (a change: listen to the new set)."""
+        return None
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -299,6 +308,9 @@ class ServerLink(RedisLink):
         for connection in idle:
             connection.disconnect()
 
+    def tracking_connections(self) -> List[Any]:
+        return [self.connection_class(**_for_tracking(self.kwargs))]
+
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         redis = require_redis()
         pool = redis.BlockingConnectionPool(
@@ -392,6 +404,20 @@ class ClusterLink(RedisLink):
         self._client = None  # redis-py's cluster state is not fork-safe
         self._lock = threading.Lock()
 
+    def tracking_connections(self) -> List[Any]:
+        redis = require_redis()
+        options = {k: v for k, v in self.options.items() if k not in _CLUSTER_ONLY}
+        connection_class = options.pop("connection_class", redis.Connection)
+        primaries = self._run(lambda left, first: self.client().get_primaries())
+        return [
+            connection_class(host=node.host, port=node.port, **_for_tracking(options)) for node in primaries
+        ]
+
+    def primaries(self) -> List[Tuple[str, int]]:
+        """The masters now (a change means the invalidation connections must follow)."""
+        nodes = self._run(lambda left, first: self.client().get_primaries())
+        return sorted((node.host, int(node.port)) for node in nodes)
+
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         hosts = ",".join("%s:%d" % seed for seed in self.seeds)
         return "redis+cluster://" + hosts, dict(self.options, retry=_no_retry())
@@ -417,6 +443,18 @@ def _write_then_wait(
         connection.send_command("WAIT", 1, _ms_left(left, started))
         acked = int(connection.read_response())
     return reply, replicas, acked
+
+
+#: RedisCluster options that are not a connection's.
+_CLUSTER_ONLY = (
+    "max_connections", "retry", "startup_nodes", "require_full_coverage", "read_from_replicas",
+)
+
+
+def _for_tracking(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """A connection's settings for an invalidation listener: RESP2 (it
+    subscribes), its own name in CLIENT LIST."""
+    return dict(kwargs, protocol=2, client_name=CLIENT_NAME + "-tracking")
 
 
 def _ms_left(left: float, started: float) -> int:
