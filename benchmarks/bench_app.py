@@ -7,6 +7,8 @@
 * ``JWT_TOKEN_STORE`` from the environment variable ``BENCH_STORE`` when set
   (``memory://``, ``redis://127.0.0.1:<port>/0``...), else the default memory
   store;
+* ``JWT_TOKEN_STORE_CACHE_SIZE`` from ``BENCH_STORE_CACHE_SIZE`` when set
+  (``0``: the Redis store's revocation cache off), else its default;
 * ``GET /open`` and ``GET /protected`` (``@jwt_required()``) answer the same
   tiny JSON, ``{"hello": "world"}``;
 * ``POST /auth`` logs in user ``alice`` / ``wonderland`` (identity 1); refresh
@@ -74,6 +76,9 @@ def create_app(overrides: Optional[Mapping[str, Any]] = None) -> Flask:
     store = os.environ.get("BENCH_STORE")
     if store:
         app.config["JWT_TOKEN_STORE"] = store
+    cache_size = os.environ.get("BENCH_STORE_CACHE_SIZE")
+    if cache_size:
+        app.config["JWT_TOKEN_STORE_CACHE_SIZE"] = int(cache_size)
     app.config["JWT_REFRESH_URL_RULE"] = "/auth/refresh"
     app.config["JWT_LOGOUT_URL_RULE"] = "/auth/logout"
     app.config.update(overrides)
