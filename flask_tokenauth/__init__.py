@@ -11,7 +11,7 @@ from .extension import JWT
 from .issuing import TokenStr
 from .verifying import current_identity, current_token, jwt_required, verify_jwt_in_request
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CONFIG_DEFAULTS",

@@ -8,13 +8,16 @@ headers are never used to find a key.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+import contextlib
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import jwt as _pyjwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 from .errors import ConfigurationError
 from .issuers import OutsideIssuer
-from .keys import SYMMETRIC, Key, keys_from_config, make_key, public_jwks, with_kid
+from .keys import SYMMETRIC, Key, keys_from_config, make_key, public_jwks, weak, with_kid
 
 #: Raised by PyJWT (and by custom decode handlers) for a token that must be refused.
 InvalidTokenError = _pyjwt.InvalidTokenError
@@ -113,7 +116,8 @@ class Keyring:
         headers = {k: v for k, v in (headers or {}).items() if k != "alg"}
         if key.kid:
             headers["kid"] = key.kid
-        return _pyjwt.encode(dict(payload), signing, algorithm=key.algorithm, headers=headers or None)
+        with _quiet(key):
+            return _pyjwt.encode(dict(payload), signing, algorithm=key.algorithm, headers=headers or None)
 
     def decode(
         self,
@@ -165,15 +169,16 @@ class Keyring:
     def _verify(
         token: str, key: Key, options: Dict[str, Any], leeway: float, issuer: Any, audience: Any
     ) -> Dict[str, Any]:
-        return _pyjwt.decode(
-            token,
-            key.verifying,
-            algorithms=[key.algorithm],
-            options=options,  # type: ignore[arg-type]
-            leeway=leeway,
-            issuer=issuer,
-            audience=audience,
-        )
+        with _quiet(key):
+            return _pyjwt.decode(
+                token,
+                key.verifying,
+                algorithms=[key.algorithm],
+                options=options,  # type: ignore[arg-type]
+                leeway=leeway,
+                issuer=issuer,
+                audience=audience,
+            )
 
     def outside_issuer_of(self, token: str) -> Optional[OutsideIssuer]:
         """The JWT_OIDC_ISSUER entry a token claims to come from (by its
@@ -190,6 +195,19 @@ class Keyring:
             kid = _pyjwt.get_unverified_header(token).get("kid")
             outside = self.remote if kid not in self.by_kid and self.only is None else None
         return float("inf") if outside is None else outside.keyset().horizon()
+
+
+def _quiet(key: Key) -> Any:
+    """PyJWT warns about a short HMAC key on every call; this library has said
+    so once, with what to do. Only weak keys pay for catch_warnings."""
+    return _silenced() if weak(key) else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        yield
 
 
 def _media_type(value: Any) -> str:

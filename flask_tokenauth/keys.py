@@ -89,10 +89,7 @@ def make_key(
         prepared = _prepare(impl, secret, algorithm, names[0])
         minimum = _HMAC_MINIMUM[algorithm]
         if len(prepared) < minimum:  # RFC 7518 section 3.2: at least the hash size
-            logger.warning(
-                "weak HMAC secret: %d bytes, %s wants at least %d (RFC 7518 section 3.2)",
-                len(prepared), algorithm, minimum,
-            )
+            _warn_weak(names[0], len(prepared), algorithm, minimum)
         return Key(kid, algorithm, prepared, prepared)
     signing = None if private_key is None else _prepare(impl, private_key, algorithm, names[1])
     if signing is not None and not hasattr(signing, "public_key"):
@@ -109,6 +106,30 @@ def make_key(
         verifying = None
     _probe(impl, algorithm, signing, verifying, names)
     return Key(kid, algorithm, signing, verifying)
+
+
+_warned_weak: set = set()
+
+
+def _warn_weak(setting: str, size: int, algorithm: str, minimum: int) -> None:
+    """Say once per process, in words that say what to do, that an HMAC secret
+    is too short (PyJWT's own warnings about it are silenced, see weak())."""
+    if (setting, size, algorithm) in _warned_weak:
+        return
+    _warned_weak.add((setting, size, algorithm))
+    logger.warning(
+        "%s is %d bytes; %s needs at least %d (RFC 7518 section 3.2), and a password is not "
+        "a key: set it to a random value, for example the output of "
+        '`python -c "import secrets; print(secrets.token_urlsafe(%d))"`',
+        setting, size, algorithm, minimum, minimum,
+    )
+
+
+def weak(key: Key) -> bool:
+    """An HMAC key shorter than its hash: warned about once, above."""
+    if key.algorithm not in SYMMETRIC or key.signing is None:
+        return False
+    return len(key.signing) < _HMAC_MINIMUM[key.algorithm]
 
 
 def _probe(impl: Any, algorithm: str, signing: Any, verifying: Any, names: Tuple[str, ...]) -> None:
@@ -229,6 +250,7 @@ def public_jwks(keys: List[Key]) -> Dict[str, Any]:
     for key in keys:
         jwk = public_jwk(key)
         if jwk is not None:
+            jwk.pop("key_ops", None)  # "use" says it: not both (RFC 7517 section 4.3)
             jwk.update(kid=key.kid, alg=key.algorithm, use="sig")
             out.append(jwk)
     return {"keys": out}

@@ -316,9 +316,15 @@ def test_empty_jwt_keys_list_is_a_configuration_error():
 
 
 def test_short_hs_secret_in_jwt_keys_is_logged_as_weak(caplog):
+    from flask_tokenauth import keys as keys_module
+
+    keys_module._warned_weak.clear()  # said once per process: start from nothing
     with caplog.at_level(logging.WARNING, logger="flask_tokenauth"):
         make_app({"JWT_KEYS": [{"kid": "h", "alg": "HS256", "secret": "abc"}]})
-    assert any("weak HMAC secret" in record.getMessage() for record in caplog.records)
+    assert any(
+        "secret of JWT_KEYS[0] (kid 'h') is 3 bytes; HS256 needs at least 32" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 def test_bad_jwt_keys_set_after_init_app_fails_at_first_use(keys):
@@ -358,6 +364,7 @@ def test_jwks_route_publishes_public_keys_only(jwks_app):
     assert [jwk["kty"] for jwk in published] == ["EC", "RSA", "OKP", "EC"]
     for jwk in published:
         assert jwk["use"] == "sig"
+        assert "key_ops" not in jwk  # use or key_ops, not both (RFC 7517 section 4.3)
         leaked = [member for member in PRIVATE_MEMBERS if member in jwk]
         assert leaked == [], jwk["kid"]
     raw = response.get_data(as_text=True)

@@ -631,3 +631,27 @@ def test_tokens_and_passwords_never_logged(caplog):
     for token in tokens:
         assert token not in logged
         assert token.split(".")[-1] not in logged or len(token.split(".")[-1]) < 8
+
+
+def test_a_weak_hmac_secret_is_reported_once_saying_what_to_do(caplog):
+    import warnings
+
+    from flask_tokenauth import keys as keys_module
+
+    keys_module._warned_weak.clear()  # said once per process: start from nothing
+    caplog.set_level(logging.WARNING, "flask_tokenauth")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        app = make_app({"SECRET_KEY": "too-short"})
+        client = app.test_client()
+        for _ in range(3):
+            token = login(client)
+            assert client.get("/protected", headers=auth_header(token)).status_code == 200
+        make_app({"SECRET_KEY": "too-short"})  # a second app with the same secret
+    said = [r.getMessage() for r in caplog.records if "bytes;" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "JWT_SECRET_KEY (or SECRET_KEY) is 9 bytes; HS256 needs at least 32" in said[0]
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in said[0]
+    assert "too-short" not in said[0]  # never the secret itself
+    pyjwt_warnings = [w for w in caught if w.category is pyjwt.warnings.InsecureKeyLengthWarning]
+    assert pyjwt_warnings == []  # not said twice more by PyJWT
