@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Dict, Iterable, NamedTuple, Optional, Union
 
 from . import permissions as authz
+from . import signals
 from .config import TYPE_CLAIM, config, seconds
 from .state import app_state
 
@@ -115,7 +116,17 @@ def sign(payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -
     exp, iat = claims.get("exp"), claims.get("iat")
     if isinstance(exp, (int, float)) and isinstance(iat, (int, float)):
         state.note_lifetime(exp - iat)
-    return as_token(state.keyring().encode(claims, headers))
+    token = as_token(state.keyring().encode(claims, headers))
+    cnf = claims.get("cnf")
+    signals.send(
+        signals.token_issued,
+        identity=claims.get(config.identity_claim),
+        token_type=claims.get(TYPE_CLAIM, "access"),
+        jti=claims.get("jti"),
+        family=claims.get("fam"),
+        dpop_jkt=cnf.get("jkt") if isinstance(cnf, dict) else None,
+    )
+    return token
 
 
 def _payload(identity: Any) -> Dict[str, Any]:

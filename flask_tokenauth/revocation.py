@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any, Dict, Optional
 
+from . import signals
 from .config import config, identity_claim_of
 from .errors import JWTError, StoreUnavailable
 from .state import AppState, app_state
@@ -121,6 +122,12 @@ def revoke_claims(claims: Dict[str, Any], *, family: bool = True) -> None:
             state.store().revoke_family(ref, _remaining(family_end(claims), now))
     except StoreError as exc:
         raise store_failed(exc) from exc
+    signals.send(
+        signals.token_revoked,
+        jti=claims.get("jti"),
+        family=claims.get("fam") if family else None,
+        identity=claims.get(identity_claim_of(state.config.get, claims)),
+    )
 
 
 def revoke_family(claims: Dict[str, Any]) -> None:
@@ -131,6 +138,11 @@ def revoke_family(claims: Dict[str, Any]) -> None:
         state.store().revoke_family(token_ref(state, claims), _remaining(family_end(claims), time.time()))
     except StoreError as exc:
         raise store_failed(exc) from exc
+    signals.send(
+        signals.family_revoked,
+        family=claims.get("fam"),
+        identity=claims.get(identity_claim_of(state.config.get, claims)),
+    )
 
 
 def revoke_identity(identity_value: Any) -> None:
@@ -143,3 +155,4 @@ def revoke_identity(identity_value: Any) -> None:
         state.store().revoke_identity(TokenRef(identity=key), time.time(), _horizon(state))
     except StoreError as exc:
         raise store_failed(exc) from exc
+    signals.send(signals.identity_revoked, identity=identity_value)

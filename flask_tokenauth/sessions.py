@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, Dict, List, Optional
 
-from . import dpop
+from . import dpop, signals
 from .config import TYPE_CLAIM, config
 from .cookies import check_csrf
 from .errors import JWTError
@@ -80,6 +80,9 @@ def rotate(refresh_token: str) -> Login:
     except StoreError as exc:
         raise store_failed(exc) from exc
     if current is None:
+        signals.send(
+            signals.token_refreshed, identity=claims.get(config.identity_claim), family=session["fam"]
+        )
         return Login(access, successor, claims.get("csrf"), dpop.bound_key(claims))
     return _reused(claims, presented, current, now, grace)
 
@@ -100,6 +103,11 @@ def _reused(claims: Dict[str, Any], presented: str, current: str, now: float, gr
         )
     revoke_family(claims)
     logger.warning("refresh token reuse detected: family revoked")
+    signals.send(
+        signals.refresh_reuse_detected,
+        family=claims.get("fam"),
+        identity=claims.get(config.identity_claim),
+    )
     raise revoked_error("Refresh token was already used; the session has been revoked")
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from flask import request
 
+from . import signals
 from .config import config
 from .errors import ConfigurationError, JWTError, StoreUnavailable
 from .store import StoreError
@@ -121,6 +122,9 @@ class LoginThrottle:
                 self.refund(reserved)
                 wait = max(1, math.ceil(reset - time.time()))
                 logger.warning("login throttled (%s over %s)", key[0].rsplit("/", 1)[-1], self.item)
+                signals.send(
+                    signals.login_throttled, username=username, address=request.remote_addr, retry_after=wait
+                )
                 raise JWTError(
                     "Too Many Requests",
                     "Too many failed logins; try again in %d seconds" % wait,

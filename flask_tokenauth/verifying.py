@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, TypeVar, Union, cast
 from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
+from . import signals
 from .codec import InvalidTokenError
 from .config import DEFAULTS, TYPE_CLAIM, config, identity_claim_of
 from .cookies import check_csrf
@@ -187,6 +188,9 @@ def verify_jwt_in_request(
         if permissions:
             require_permissions(claims, permissions, realm)
     except JWTError as error:
+        signals.send(
+            signals.token_refused, status=error.status_code, error=error.error, reason=error.description
+        )
         raise challenge(error, realm) from None
     req.environ[_ENVIRON_KEY] = (identity, claims)
     return claims

@@ -15,7 +15,7 @@ from typing import Any, Dict, Tuple
 from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from . import dpop, sessions
+from . import dpop, sessions, signals
 from .config import config
 from .cookies import clear_session_cookies, own_page, set_session_cookies
 from .errors import ConfigurationError, JWTError
@@ -101,6 +101,7 @@ def default_auth_request_handler() -> Any:
     identity = throttled_login(username, lambda: jwt.authentication_callback(username, password))
     if not identity:
         logger.info("login refused: invalid credentials")
+        signals.send(signals.login_failed, username=username, address=request.remote_addr)
         raise _bad_credentials()
     login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule), dpop_jkt=jkt)
     answer = jwt.auth_response_callback(login.access, identity)
