@@ -112,7 +112,11 @@ def test_token_refused_says_why_never_the_token(caplog):
         (app, {"status": 401, "error": "Invalid token", "reason": "Signature verification failed"}),
         (
             app,
-            {"status": 401, "error": "Authorization Required", "reason": "Request does not contain an access token"},
+            {
+                "status": 401,
+                "error": "Authorization Required",
+                "reason": "Request does not contain an access token",
+            },
         ),
     ]
     logged = "\n".join(record.getMessage() for record in caplog.records)
