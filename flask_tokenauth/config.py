@@ -8,83 +8,425 @@ the extension is set up, and that has to keep working.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from flask import current_app
 
-#: Flask-JWT 0.3.2's keys with its defaults, then the keys flask_tokenauth adds.
+
+class Setting(NamedTuple):
+    """One configuration key: its default and what it does (reST, for the docs)."""
+
+    key: str
+    default: Any
+    doc: str
+    #: How the docs show the default when ``repr`` would mislead.
+    shown: Optional[str] = None
+
+
+#: The configuration reference, section by section. ``DEFAULTS`` is made from
+#: it and the docs render it, so a key cannot be added without a description.
+SECTIONS: Tuple[Tuple[str, Tuple[Setting, ...]], ...] = (
+    (
+        "Flask-JWT 0.3.2",
+        (
+            Setting(
+                "JWT_DEFAULT_REALM",
+                "Login Required",
+                "The realm named in ``WWW-Authenticate`` when a request has no token. "
+                "``jwt_required(realm=...)`` overrides it for one view.",
+            ),
+            Setting(
+                "JWT_AUTH_URL_RULE",
+                "/auth",
+                "The login route. ``None`` removes it (tokens are then made in code with "
+                "``jwt.create_access_token``).",
+            ),
+            Setting("JWT_AUTH_ENDPOINT", "jwt", "The endpoint name of the login route, for ``url_for``."),
+            Setting(
+                "JWT_AUTH_URL_OPTIONS",
+                {"methods": ["POST"]},
+                "Extra options for ``app.add_url_rule`` of the login route.",
+            ),
+            Setting("JWT_AUTH_USERNAME_KEY", "username", "The JSON key of the username in a login body."),
+            Setting("JWT_AUTH_PASSWORD_KEY", "password", "The JSON key of the password in a login body."),
+            Setting(
+                "JWT_ALGORITHM",
+                "HS256",
+                "The one algorithm the app signs with and accepts. A token's own ``alg`` header "
+                "never chooses it, and ``none`` is always refused.",
+            ),
+            Setting(
+                "JWT_LEEWAY",
+                _dt.timedelta(seconds=10),
+                "Clock skew allowed when ``exp``, ``nbf`` and ``iat`` are checked. A "
+                "``timedelta`` or seconds.",
+                "10 s",
+            ),
+            Setting(
+                "JWT_AUTH_HEADER_PREFIX",
+                "JWT",
+                "The ``Authorization`` scheme clients send: ``JWT <token>``. Set ``\"Bearer\"`` "
+                "for OAuth-style clients.",
+            ),
+            Setting(
+                "JWT_EXPIRATION_DELTA",
+                _dt.timedelta(seconds=300),
+                "How long an access token lives. A ``timedelta`` or seconds.",
+                "300 s",
+            ),
+            Setting(
+                "JWT_NOT_BEFORE_DELTA",
+                _dt.timedelta(seconds=0),
+                "Added to the issue time to make ``nbf``.",
+                "0 s",
+            ),
+            Setting(
+                "JWT_VERIFY_CLAIMS",
+                ["signature", "exp", "nbf", "iat"],
+                "Kept for Flask-JWT apps that set it. As in Flask-JWT on PyJWT 1, it cannot "
+                "switch a check off: the signature, ``exp``, ``nbf`` and ``iat`` are always verified.",
+            ),
+            Setting(
+                "JWT_REQUIRED_CLAIMS",
+                ["exp", "iat", "nbf"],
+                "Claims a token must carry. Tokens of outside issuers need only ``exp`` unless "
+                "the app sets this key.",
+            ),
+            Setting(
+                "JWT_SECRET_KEY",
+                None,
+                "The HMAC secret for HS256, HS384 and HS512. When unset, Flask's ``SECRET_KEY`` "
+                "is used. Read when a token is made, so it may be set after ``init_app``. A secret "
+                "shorter than the hash output is reported once as weak; make one with "
+                "``python -c \"import secrets; print(secrets.token_urlsafe(32))\"``.",
+                "``SECRET_KEY``",
+            ),
+        ),
+    ),
+    (
+        "Keys and claims",
+        (
+            Setting(
+                "JWT_PRIVATE_KEY",
+                None,
+                "A PEM signing key (or a ``cryptography`` key object) for RS*, PS*, ES* and "
+                "EdDSA. A key that cannot work with :confval:`JWT_ALGORITHM` raises "
+                "``ConfigurationError`` at ``init_app``.",
+            ),
+            Setting(
+                "JWT_PUBLIC_KEY",
+                None,
+                "The PEM verifying key. Derived from :confval:`JWT_PRIVATE_KEY` when unset; an "
+                "app given only this key verifies tokens and signs none.",
+            ),
+            Setting(
+                "JWT_ISSUER",
+                None,
+                "Put in the ``iss`` claim of new tokens and required in every token of the app's "
+                "own. With :confval:`JWT_JWKS_URL_RULE` it also serves "
+                "``/.well-known/openid-configuration``.",
+            ),
+            Setting(
+                "JWT_AUDIENCE",
+                None,
+                "Put in the ``aud`` claim of new tokens and required in every token; a string or "
+                "a list. Required with :confval:`JWT_OIDC_ISSUER`, where it is what the API is "
+                "called at the identity provider.",
+            ),
+            Setting(
+                "JWT_IDENTITY_CLAIM",
+                "identity",
+                "The claim that holds the identity. ``\"sub\"`` stores it as a string, as RFC 7519 "
+                "asks. Outside issuers' tokens use ``sub`` while this key is left at its default.",
+            ),
+            Setting(
+                "JWT_MAX_TOKEN_BYTES",
+                8192,
+                "Larger tokens are refused (401) before any decoding is attempted.",
+            ),
+            Setting(
+                "JWT_VERIFIED_TOKEN_CACHE_SIZE",
+                1024,
+                "How many verified tokens each app remembers, so that a token seen before skips "
+                "the signature check. Expiry and revocation are still checked on every request. "
+                "``0`` turns the cache off.",
+            ),
+            Setting(
+                "JWT_PERMISSIONS_CLAIM",
+                "permissions",
+                "Where permissions travel: a claim name, a dotted path into nested claims "
+                "(``\"realm_access.roles\"``) or a list of them. ``scope`` and ``scp`` may be "
+                "space-separated strings.",
+            ),
+        ),
+    ),
+    (
+        "Key sets (JWKS)",
+        (
+            Setting(
+                "JWT_KEYS",
+                None,
+                "Several keys, each with a ``kid``: a list of ``{\"kid\", \"alg\", \"private_key\" "
+                "| \"public_key\" | \"secret\"}`` dicts, or a JWK Set (a dict with ``\"keys\"``, or "
+                "its JSON). The first key signs new tokens; the others only verify.",
+            ),
+            Setting(
+                "JWT_JWKS_URL_RULE",
+                None,
+                "Publish the public halves of the app's keys at this route, e.g. "
+                "``\"/.well-known/jwks.json\"``. Private parts and HMAC secrets are never published.",
+            ),
+            Setting(
+                "JWT_JWKS_URL",
+                None,
+                "An outside key set whose keys verify tokens beside the app's own, found by "
+                "``kid``.",
+            ),
+            Setting(
+                "JWT_JWKS_TIMEOUT",
+                5.0,
+                "Seconds a fetch of a key set or a discovery document may take.",
+                "5 s",
+            ),
+            Setting(
+                "JWT_JWKS_REFRESH_INTERVAL",
+                5.0,
+                "The least time between two fetches of a key set, so that tokens with unknown "
+                "``kid`` values cannot make the app hammer the issuer.",
+                "5 s",
+            ),
+            Setting(
+                "JWT_JWKS_CACHE_TTL",
+                300.0,
+                "How long a key set is kept when the issuer sends no ``Cache-Control: max-age``.",
+                "300 s",
+            ),
+            Setting(
+                "JWT_JWKS_STALE_IF_ERROR",
+                3600.0,
+                "How long the keys already known stay in use while the issuer cannot be reached. "
+                "After that, requests get 503.",
+                "3600 s",
+            ),
+        ),
+    ),
+    (
+        "Outside issuers",
+        (
+            Setting(
+                "JWT_OIDC_ISSUER",
+                None,
+                "Identity providers whose tokens the app accepts: an issuer URL, or a list of URLs "
+                "or of ``{\"issuer\", \"audience\", \"jwks_url\", \"audience_claim\"}`` dicts. Keys "
+                "are found through OpenID Connect discovery.",
+            ),
+            Setting(
+                "JWT_ALGORITHMS",
+                None,
+                "The algorithms outside keys may use when their JWK names none. Default: "
+                ":confval:`JWT_ALGORITHM` when it is asymmetric, else what the issuer's metadata "
+                "lists.",
+            ),
+            Setting(
+                "JWT_ACCESS_TOKEN_TYPE",
+                None,
+                "A ``typ`` that outside tokens must have, e.g. ``\"at+jwt\"`` (RFC 9068), so that "
+                "an ID token is never taken for an access token.",
+            ),
+        ),
+    ),
+    (
+        "Where tokens travel",
+        (
+            Setting(
+                "JWT_TOKEN_LOCATION",
+                ["headers"],
+                "Where requests may carry tokens: any of ``\"headers\"``, ``\"cookies\"`` and "
+                "``\"query_string\"``.",
+            ),
+            Setting("JWT_QUERY_STRING_NAME", "jwt", "The query parameter that holds a token."),
+            Setting("JWT_ACCESS_COOKIE_NAME", "access_token", "The access-token cookie (``HttpOnly``)."),
+            Setting(
+                "JWT_REFRESH_COOKIE_NAME",
+                "refresh_token",
+                "The refresh-token cookie (``HttpOnly``), sent only to the refresh and logout routes.",
+            ),
+            Setting(
+                "JWT_CSRF_COOKIE_NAME",
+                "csrf_token",
+                "The cookie that lets the page's scripts read the CSRF value (not ``HttpOnly``).",
+            ),
+            Setting(
+                "JWT_CSRF_HEADER_NAME",
+                "X-CSRF-Token",
+                "The header that must echo the CSRF value on cookie-authenticated requests.",
+            ),
+            Setting(
+                "JWT_CSRF_METHODS",
+                ["POST", "PUT", "PATCH", "DELETE"],
+                "The methods that need the CSRF header when the token comes from a cookie.",
+            ),
+            Setting("JWT_COOKIE_SECURE", True, "Mark the cookies ``Secure``."),
+            Setting(
+                "JWT_COOKIE_SAMESITE",
+                "Lax",
+                "The ``SameSite`` attribute: ``\"Lax\"``, ``\"Strict\"`` or ``\"None\"`` (which "
+                "needs ``Secure``).",
+            ),
+            Setting("JWT_COOKIE_DOMAIN", None, "The ``Domain`` attribute of the cookies."),
+            Setting(
+                "JWT_COOKIE_PATH",
+                None,
+                "The path the app is mounted at. ``None`` takes ``request.script_root``; set it "
+                "behind a proxy that strips a prefix without telling the app.",
+            ),
+            Setting(
+                "JWT_COOKIE_PREFIX",
+                None,
+                "``\"__Host-\"`` or ``\"__Secure-\"`` in front of the cookie names, so that the "
+                "browser enforces ``Secure`` (and, for ``__Host-``, ``Path=/`` and no domain).",
+            ),
+        ),
+    ),
+    (
+        "Sessions: refresh, logout, revocation",
+        (
+            Setting(
+                "JWT_REFRESH_URL_RULE",
+                None,
+                "The refresh route, e.g. ``\"/auth/refresh\"``. Setting it makes ``/auth`` answer "
+                "a refresh token too.",
+            ),
+            Setting(
+                "JWT_REFRESH_EXPIRATION_DELTA",
+                _dt.timedelta(days=30),
+                "How long a refresh token lives.",
+                "30 days",
+            ),
+            Setting(
+                "JWT_SESSION_MAX_AGE",
+                None,
+                "No session outlives its login by more than this, however often it refreshes. "
+                "``None``: :confval:`JWT_REFRESH_EXPIRATION_DELTA`.",
+            ),
+            Setting(
+                "JWT_REFRESH_REUSE_GRACE",
+                0,
+                "Seconds during which a just-spent refresh token gets the same successor again "
+                "(for a client that lost the answer) instead of revoking the session.",
+                "0 s",
+            ),
+            Setting("JWT_LOGOUT_URL_RULE", None, "The logout route, e.g. ``\"/auth/logout\"``."),
+            Setting(
+                "JWT_TOKEN_STORE",
+                "memory://",
+                "Where revocations, refresh-token families and login counters live: "
+                "``memory://`` (one process), ``redis://``, ``rediss://``, ``unix://``, "
+                "``redis+cluster://``, a ``redis.Redis`` or ``RedisCluster`` client, or a "
+                "``TokenStore`` instance.",
+            ),
+            Setting(
+                "JWT_TOKEN_STORE_PREFIX",
+                "tokenauth:",
+                "The prefix of the store's Redis keys. Every instance must use the same one; "
+                "braces are refused.",
+            ),
+            Setting(
+                "JWT_TOKEN_STORE_TIMEOUT",
+                1.0,
+                "The most one store operation may take, retries included. Past it the request "
+                "gets 503.",
+                "1 s",
+            ),
+            Setting(
+                "JWT_TOKEN_STORE_FAIL_OPEN",
+                False,
+                "Let tokens through (and logins unthrottled) while the store is down, with a "
+                "warning for each failure, instead of answering 503.",
+            ),
+            Setting(
+                "JWT_TOKEN_STORE_MAX_CONNECTIONS",
+                50,
+                "Connections per process to a Redis server (to each node of a cluster), whatever "
+                "the number of threads or greenlets.",
+            ),
+            Setting(
+                "JWT_TOKEN_STORE_CACHE_SIZE",
+                50000,
+                "Redis values each process keeps in memory, invalidated by Redis itself "
+                "(``CLIENT TRACKING``). ``0`` sends every check to Redis.",
+            ),
+        ),
+    ),
+    (
+        "DPoP (RFC 9449)",
+        (
+            Setting(
+                "JWT_DPOP",
+                False,
+                "``\"allowed\"``: a login with a ``DPoP`` proof gets tokens bound to the client's "
+                "key. ``\"required\"``: every token must be bound. ``False``: off (bound tokens "
+                "of outside issuers are still checked).",
+            ),
+            Setting(
+                "JWT_DPOP_ALGORITHMS",
+                None,
+                "The algorithms proofs may use. ``None``: ES256, ES384, RS256, PS256, EdDSA and "
+                "Ed25519.",
+            ),
+            Setting(
+                "JWT_DPOP_PROOF_MAX_AGE",
+                60.0,
+                "How old a proof's ``iat`` may be, in seconds (clocks ahead get "
+                ":confval:`JWT_LEEWAY`).",
+                "60 s",
+            ),
+            Setting(
+                "JWT_DPOP_NONCE",
+                False,
+                "Proofs must carry the server's current ``DPoP-Nonce`` (stateless, the same on "
+                "every instance).",
+            ),
+        ),
+    ),
+    (
+        "Login throttling",
+        (
+            Setting(
+                "JWT_LOGIN_RATE_LIMIT",
+                None,
+                "Failed logins allowed per username and per client address, in the ``limits`` "
+                "notation, e.g. ``\"5 per minute\"``. Past it, ``/auth`` answers 429.",
+            ),
+            Setting(
+                "JWT_LOGIN_RATE_LIMIT_STORAGE",
+                None,
+                "A ``limits`` storage URI for the counters. ``None``: the token store's Redis "
+                "when it is Redis, else memory.",
+            ),
+        ),
+    ),
+)
+
+#: Every setting by key.
+SETTINGS: Dict[str, Setting] = {setting.key: setting for _, group in SECTIONS for setting in group}
+
+#: Every key's default. ``JWT_SECRET_KEY`` is deliberately absent: it falls
+#: back to ``SECRET_KEY`` when a token is made, so an app may set either
+#: after ``init_app``.
 DEFAULTS: Dict[str, Any] = {
-    # --- Flask-JWT 0.3.2 ---
-    "JWT_DEFAULT_REALM": "Login Required",
-    "JWT_AUTH_URL_RULE": "/auth",
-    "JWT_AUTH_ENDPOINT": "jwt",
-    "JWT_AUTH_URL_OPTIONS": {"methods": ["POST"]},
-    "JWT_AUTH_USERNAME_KEY": "username",
-    "JWT_AUTH_PASSWORD_KEY": "password",
-    "JWT_ALGORITHM": "HS256",
-    "JWT_LEEWAY": _dt.timedelta(seconds=10),
-    "JWT_AUTH_HEADER_PREFIX": "JWT",
-    "JWT_EXPIRATION_DELTA": _dt.timedelta(seconds=300),
-    "JWT_NOT_BEFORE_DELTA": _dt.timedelta(seconds=0),
-    "JWT_VERIFY_CLAIMS": ["signature", "exp", "nbf", "iat"],
-    "JWT_REQUIRED_CLAIMS": ["exp", "iat", "nbf"],
-    # JWT_SECRET_KEY is deliberately absent: it falls back to SECRET_KEY when
-    # the token is made, so an app may set either after init_app.
-    # --- flask_tokenauth ---
-    "JWT_PRIVATE_KEY": None,
-    "JWT_PUBLIC_KEY": None,
-    "JWT_ISSUER": None,
-    "JWT_AUDIENCE": None,
-    "JWT_IDENTITY_CLAIM": "identity",
-    "JWT_MAX_TOKEN_BYTES": 8192,
-    "JWT_VERIFIED_TOKEN_CACHE_SIZE": 1024,
-    "JWT_PERMISSIONS_CLAIM": "permissions",
-    # --- several keys, published or fetched as JWK Sets ---
-    "JWT_KEYS": None,
-    "JWT_JWKS_URL_RULE": None,
-    "JWT_JWKS_URL": None,
-    "JWT_JWKS_TIMEOUT": 5.0,
-    "JWT_JWKS_REFRESH_INTERVAL": 5.0,  # least time between fetches for an unknown kid
-    "JWT_JWKS_CACHE_TTL": 300.0,  # key-set lifetime when the issuer sends no Cache-Control max-age
-    "JWT_JWKS_STALE_IF_ERROR": 3600.0,  # known keys stay in use this long while the issuer is down
-    # --- outside issuers: identity providers, other services ---
-    "JWT_OIDC_ISSUER": None,  # an issuer URL, or a list of URLs / {"issuer", "audience", "jwks_url"}
-    "JWT_ALGORITHMS": None,  # the algorithms outside keys may use (default: JWT_ALGORITHM when set)
-    "JWT_ACCESS_TOKEN_TYPE": None,  # e.g. "at+jwt": outside tokens must have this typ (RFC 9068)
-    # --- where tokens travel ---
-    "JWT_TOKEN_LOCATION": ["headers"],
-    "JWT_QUERY_STRING_NAME": "jwt",
-    "JWT_ACCESS_COOKIE_NAME": "access_token",
-    "JWT_REFRESH_COOKIE_NAME": "refresh_token",
-    "JWT_CSRF_COOKIE_NAME": "csrf_token",
-    "JWT_CSRF_HEADER_NAME": "X-CSRF-Token",
-    "JWT_CSRF_METHODS": ["POST", "PUT", "PATCH", "DELETE"],
-    "JWT_COOKIE_SECURE": True,
-    "JWT_COOKIE_SAMESITE": "Lax",
-    "JWT_COOKIE_DOMAIN": None,
-    "JWT_COOKIE_PATH": None,  # None: where the app is mounted (request.script_root)
-    "JWT_COOKIE_PREFIX": None,  # "__Host-" or "__Secure-": the browser then enforces Secure (and Path=/)
-    # --- sessions: refresh, logout, revocation (all off until a rule is set) ---
-    "JWT_REFRESH_URL_RULE": None,
-    "JWT_REFRESH_EXPIRATION_DELTA": _dt.timedelta(days=30),
-    "JWT_SESSION_MAX_AGE": None,  # None: the refresh lifetime
-    "JWT_REFRESH_REUSE_GRACE": 0,
-    "JWT_LOGOUT_URL_RULE": None,
-    "JWT_TOKEN_STORE": "memory://",
-    "JWT_TOKEN_STORE_PREFIX": "tokenauth:",
-    "JWT_TOKEN_STORE_TIMEOUT": 1.0,
-    "JWT_TOKEN_STORE_FAIL_OPEN": False,
-    "JWT_TOKEN_STORE_MAX_CONNECTIONS": 50,  # per process, whatever the threads or greenlets
-    "JWT_TOKEN_STORE_CACHE_SIZE": 50000,  # Redis values kept in memory, invalidated by Redis (0: off)
-    # --- DPoP (RFC 9449): tokens bound to a key the client holds ---
-    "JWT_DPOP": False,  # False, "allowed" (a login with a proof is bound) or "required"
-    "JWT_DPOP_ALGORITHMS": None,  # None: ES256, ES384, RS256, PS256, EdDSA, Ed25519
-    "JWT_DPOP_PROOF_MAX_AGE": 60.0,  # seconds a proof's iat may be old (JWT_LEEWAY for clocks ahead)
-    "JWT_DPOP_NONCE": False,  # True: proofs must carry the server's current DPoP-Nonce
-    # --- login throttling (off until a limit is set) ---
-    "JWT_LOGIN_RATE_LIMIT": None,  # e.g. "5 per minute": failed logins per username and per address
-    "JWT_LOGIN_RATE_LIMIT_STORAGE": None,  # a limits storage URI; None: the token store's Redis, or memory
+    key: setting.default for key, setting in SETTINGS.items() if key != "JWT_SECRET_KEY"
 }
+
+
+def shown_default(setting: Setting) -> str:
+    """The default of ``setting`` as the configuration reference shows it."""
+    if setting.shown is not None:
+        return setting.shown
+    text = repr(setting.default)
+    if '"' not in text:
+        text = text.replace("'", '"')  # as the value is written in JSON and most config files
+    return "``%s``" % text
 
 
 #: The claim that tells access tokens from refresh tokens. Not ``type``:

@@ -30,7 +30,12 @@ IdentityHandler = Callable[[Dict[str, Any]], Any]
 class JWT:
     """Token authentication for a Flask app, Flask-JWT compatible.
 
-    ``JWT(app, authenticate, identity)`` or ``jwt = JWT(); jwt.init_app(app)``.
+    ``JWT(app, authenticate, identity)`` or, with an app factory,
+    ``jwt = JWT(); jwt.init_app(app)``. One object may serve several apps.
+
+    ``authentication_handler(username, password)`` returns the user or
+    ``None``; ``identity_handler(payload)`` returns the user a verified token
+    names. Both may also be set later with the decorators of the same name.
     """
 
     def __init__(
@@ -54,7 +59,15 @@ class JWT:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Set config defaults, check configured keys, add ``/auth``."""
+        """Register the extension on ``app``.
+
+        Sets the configuration defaults, adds the login route (and the
+        refresh, logout and JWKS routes when their rules are set), the error
+        rendering and the ``flask tokenauth`` commands, and checks every
+        setting that can be checked now: a setting that cannot work raises
+        :class:`~flask_tokenauth.ConfigurationError` here rather than on the
+        first request.
+        """
         explicit = [key for key in (*DEFAULTS, "JWT_SECRET_KEY") if key in app.config]
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, copy.deepcopy(value))
@@ -181,8 +194,16 @@ class JWT:
         permissions: Optional[Iterable[str]] = None,
         dpop_jkt: Optional[str] = None,
     ) -> str:
-        """A signed access token for ``identity`` (needs an app context);
-        ``dpop_jkt`` binds it to a client key (RFC 9449)."""
+        """A signed access token for ``identity``, made in code (needs an app context).
+
+        ``identity`` is a user object (its ``id`` is taken, as at login) or
+        the identity value itself. ``expires_delta`` (seconds or a
+        ``timedelta``) replaces ``JWT_EXPIRATION_DELTA``; ``claims`` are added
+        to the token; ``fresh`` marks it as from a login (for
+        ``jwt_required(fresh=True)``); ``permissions`` are put in
+        ``JWT_PERMISSIONS_CLAIM``; ``dpop_jkt`` binds it to a client key
+        (an RFC 7638 thumbprint, RFC 9449).
+        """
         return issuing.create_access_token(
             identity,
             expires_delta=expires_delta,
@@ -200,21 +221,39 @@ class JWT:
         claims: Optional[Dict[str, Any]] = None,
         permissions: Optional[Iterable[str]] = None,
     ) -> str:
-        """A refresh token for ``identity``, starting a new session family."""
+        """A refresh token for ``identity`` that starts a new session, as a login would.
+
+        Needs the refresh route (``JWT_REFRESH_URL_RULE``) to be of use. The
+        arguments are those of :meth:`create_access_token`; the lifetime
+        defaults to ``JWT_REFRESH_EXPIRATION_DELTA``.
+        """
         return issuing.create_refresh_token(
             identity, expires_delta=expires_delta, claims=claims, permissions=permissions
         )
 
     def decode_token(self, token: str) -> Dict[str, Any]:
-        """The verified claims of ``token``; raises :class:`JWTError` (401) if refused."""
+        """The verified claims of ``token``, revocation included.
+
+        Raises :class:`~flask_tokenauth.JWTError` (401) when the token is
+        refused, as a protected request would be.
+        """
         return verifying.decode_token(token)
 
     def revoke(self, token: Union[str, Mapping[str, Any]]) -> None:
-        """Revoke a token (its string, or its verified claims) and its family."""
+        """Revoke a token and every token of its session, in the token store.
+
+        ``token`` is the token string (verified first) or its verified claims.
+        Raises :class:`~flask_tokenauth.StoreUnavailable` (503) when the store
+        cannot record it.
+        """
         if isinstance(token, str):
             token = verifying.verify_token(app_state(), token)
         revocation.revoke_claims(dict(token))
 
     def revoke_identity(self, identity: Any) -> None:
-        """Refuse every token of ``identity`` issued before now ("log out everywhere")."""
+        """Refuse every token of ``identity`` issued until now ("log out everywhere").
+
+        For a password change or a compromised account. ``iat`` counts whole
+        seconds, so a token issued in the same second is refused too.
+        """
         revocation.revoke_identity(issuing.identity_claim_value(identity))

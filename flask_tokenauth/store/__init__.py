@@ -11,8 +11,8 @@ A store keeps four kinds of entries, each with a time to live equal to the
 remaining life of what it concerns, so it never grows without bound: revoked
 token ids, revoked families, per-identity cut-off times, and one rotation
 record per refreshed family (which refresh token is the current one).
-It knows nothing of JWTs; the policy is in :mod:`flask_tokenauth.revocation`
-and :mod:`flask_tokenauth.sessions`.
+It knows nothing of JWTs; the policy is in ``flask_tokenauth.revocation``
+and ``flask_tokenauth.sessions``.
 
 Every operation names its token with a :class:`TokenRef`. A store may use
 :attr:`TokenRef.group` to keep all of one token's entries together (the
@@ -40,11 +40,14 @@ class TokenRef(NamedTuple):
     """How the store names one token: its id, its family, its identity.
 
     Each is a string or ``None``; ``identity`` is already in the store's form
-    (see :func:`flask_tokenauth.revocation.identity_key`).
+    (see ``flask_tokenauth.revocation.identity_key``).
     """
 
+    #: The token's ``jti``.
     jti: Optional[str] = None
+    #: The session (refresh-token family) the token belongs to.
     family: Optional[str] = None
+    #: Whose token it is.
     identity: Optional[str] = None
 
     @property
