@@ -17,7 +17,7 @@ import pytest
 
 import flask_tokenauth
 from flask_tokenauth import signals, store
-from flask_tokenauth.config import DEFAULTS, SECTIONS, SETTINGS
+from flask_tokenauth.config import DEFAULTS, SECTIONS, SETTINGS, shown_default
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL = os.path.join(REPO, "docs", "examples", "tutorial.py")
@@ -76,8 +76,9 @@ def test_configuration_reference_lists_every_key_with_its_default(built_docs):
     for key, setting in SETTINGS.items():
         entry = re.search(r"^%s\n\s+Default:\s*\n?\s*(.+)$" % re.escape(key), page, re.M)
         assert entry, "%s is missing from the configuration reference" % key
-        first_words = " ".join(setting.doc.replace("``", '"').split()[:3])
-        assert first_words.split()[0].strip('"') in page[entry.end():entry.end() + 400]
+        around = " ".join(page[entry.start():entry.end() + 400].split())
+        assert shown_default(setting).strip("`") in around, key
+        assert re.findall(r"[A-Za-z]{4,}", setting.doc)[0] in around, key  # its description follows
 
 
 def test_api_reference_has_every_public_name(built_docs):

@@ -32,7 +32,7 @@ class SettingsDirective(SphinxDirective):
                 lines += [
                     ".. confval:: %s" % setting.key,
                     "",
-                    "   :Default: %s" % shown_default(setting),
+                    "   Default: %s" % shown_default(setting),
                     "",
                     "   %s" % setting.doc,
                     "",
