@@ -8,6 +8,7 @@ the extension is set up, and that has to keep working.
 from __future__ import annotations
 
 import datetime as _dt
+import numbers
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from flask import current_app
@@ -435,10 +436,58 @@ TYPE_CLAIM = "token_type"
 
 
 def seconds(value: Union[int, float, _dt.timedelta]) -> float:
-    """A config duration as seconds; ints and timedeltas are both accepted."""
+    """A duration as seconds; ints, floats and timedeltas are accepted.
+
+    ``True`` and ``False`` are refused: ``False`` is not "never expires"
+    (every token has an ``exp``), and it would otherwise read as 0 seconds.
+    """
     if isinstance(value, _dt.timedelta):
         return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("a duration must be a number of seconds or a timedelta, not %r" % (value,))
     return float(value)
+
+
+#: Settings that are durations; ``None`` is allowed for the optional ones.
+DURATIONS = (
+    "JWT_LEEWAY",
+    "JWT_EXPIRATION_DELTA",
+    "JWT_NOT_BEFORE_DELTA",
+    "JWT_REFRESH_EXPIRATION_DELTA",
+    "JWT_SESSION_MAX_AGE",
+    "JWT_REFRESH_REUSE_GRACE",
+    "JWT_JWKS_TIMEOUT",
+    "JWT_JWKS_REFRESH_INTERVAL",
+    "JWT_JWKS_CACHE_TTL",
+    "JWT_JWKS_STALE_IF_ERROR",
+    "JWT_TOKEN_STORE_TIMEOUT",
+    "JWT_DPOP_PROOF_MAX_AGE",
+)
+_OPTIONAL_DURATIONS = ("JWT_SESSION_MAX_AGE", "JWT_REFRESH_REUSE_GRACE")
+TOKEN_LOCATIONS = ("headers", "cookies", "query_string")
+
+
+def check_settings(conf: Mapping[str, Any]) -> None:
+    """Refuse at ``init_app`` durations and token locations that cannot work,
+    rather than with a 500 on the first login."""
+    from .errors import ConfigurationError
+
+    for key in DURATIONS:
+        value = conf.get(key, DEFAULTS.get(key))
+        if value is None and key in _OPTIONAL_DURATIONS:
+            continue
+        try:
+            if seconds(value) < 0:
+                raise ConfigurationError("%s must not be negative, not %r" % (key, value))
+        except TypeError as exc:
+            raise ConfigurationError("%s: %s" % (key, exc)) from exc
+    locations = conf.get("JWT_TOKEN_LOCATION", DEFAULTS["JWT_TOKEN_LOCATION"])
+    locations = [locations] if isinstance(locations, str) else list(locations or ())
+    unknown = [where for where in locations if where not in TOKEN_LOCATIONS]
+    if unknown or not locations:
+        raise ConfigurationError(
+            "JWT_TOKEN_LOCATION %r: use one or more of %s" % (locations, ", ".join(TOKEN_LOCATIONS))
+        )
 
 
 class Config:

@@ -13,7 +13,7 @@ from flask import Flask
 
 from . import dpop, issuing, revocation, verifying, views
 from .cli import cli
-from .config import DEFAULTS
+from .config import DEFAULTS, check_settings
 from .cookies import check_cookie_settings
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
@@ -73,6 +73,7 @@ class JWT:
             app.config.setdefault(key, copy.deepcopy(value))
         # As Flask-JWT did (apps read it back); None still means "use SECRET_KEY".
         app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
+        check_settings(app.config)  # durations and token locations that cannot work
         state = AppState(self, app.config, explicit)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         state.open_store()  # so does a store setting that cannot work

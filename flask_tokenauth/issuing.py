@@ -226,6 +226,8 @@ def create_access_token(
     ``jti``, ``token_type``, ``fresh`` or the identity claim, which this sets.
     ``dpop_jkt`` binds the token to a client key's RFC 7638 thumbprint.
     """
+    if not isinstance(fresh, bool):
+        raise TypeError("fresh must be True or False, not %r" % (fresh,))
     payload: Dict[str, Any] = dict(claims or {})
     payload.update(base_claims(identity, expires_delta))
     payload[TYPE_CLAIM] = "access"
