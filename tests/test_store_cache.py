@@ -10,6 +10,7 @@ dropped, Redis restarted or flushed, the cache at its bound.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Iterator, Tuple
 
@@ -194,6 +195,7 @@ def test_the_cache_stays_within_its_bound(own_redis):
             for token in tokens:
                 assert client.get("/protected", headers=auth_header(token)).status_code == 200
                 assert len(tracker_of(app)) <= 8
+                assert len(tracker_of(app)._memo) <= 8  # the answers worked out from them too
         other = instance(own_redis.url)
         assert other.test_client().post("/auth/logout", headers=auth_header(tokens[5])).status_code == 200
         assert client.get("/protected", headers=auth_header(tokens[5])).get_json() == REVOKED
@@ -214,3 +216,40 @@ def test_size_zero_turns_the_cache_off(own_redis):
         assert mget_calls(own_redis) == before + 5
     finally:
         close_app_store(app)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_listens_for_itself(own_redis):
+    """As under ``gunicorn --preload``: the parent's cache was warm when it
+    forked. The child must neither answer from the parent's cache nor read the
+    parent's invalidation socket (which would steal the parent's invalidations),
+    and it gets a working cache of its own."""
+    a, b = instance(own_redis.url), instance(own_redis.url)
+    try:
+        client = a.test_client()
+        access = login(client)
+        warm(a, client, access)
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what it saw, never return into pytest
+            outcome = "crashed"
+            try:
+                out = b.test_client().post("/auth/logout", headers=auth_header(access)).status_code
+                seen = client.get("/protected", headers=auth_header(access)).status_code
+                fresh = login(client)
+                warm(a, client, fresh)
+                outcome = "%d %d %s" % (out, seen, tracker_of(a).healthy)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                outcome = "error %r" % (exc,)
+            finally:
+                os.write(writer, outcome.encode())
+                os._exit(0)
+        os.close(writer)
+        os.waitpid(pid, 0)
+        with os.fdopen(reader) as pipe:
+            assert pipe.read() == "200 401 True"
+        # The parent heard the child's logout on its own connection, at once.
+        assert client.get("/protected", headers=auth_header(access)).get_json() == REVOKED
+    finally:
+        close_app_store(a)
+        close_app_store(b)

@@ -107,6 +107,12 @@ class RedisStore(TokenStore):
     # --- the interface ---------------------------------------------------------------
 
     def lookup(self, ref: TokenRef) -> Status:
+        tracker = self.tracker
+        if tracker is not None:
+            known = tracker.recall(ref)
+            if known is not None:
+                return known
+            mark = tracker.mark()
         stem = self.group_of(ref)
         jti, family, identity = ref
         names = [stem + "gen"]
@@ -116,16 +122,18 @@ class RedisStore(TokenStore):
             names.append(stem + "fam:" + family)
         if identity is not None:
             names.append(stem + "idn:" + identity)
-        tracker = self.tracker
         if tracker is not None:
             cached = tracker.get(names)
             if cached is not None:
-                return self._status(ref, cached)
-            mark = tracker.mark()
+                status = self._status(ref, cached)
+                tracker.remember(ref, status, mark)
+                return status
         found = self.link.execute("MGET", *names)
+        status = self._status(ref, found)
         if tracker is not None and found[0] is not None:
             tracker.keep(names, found, mark)
-        return self._status(ref, found)
+            tracker.remember(ref, status, mark)
+        return status
 
     def _status(self, ref: TokenRef, found: List[Any]) -> Status:
         jti, family, identity = ref

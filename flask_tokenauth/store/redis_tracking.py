@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("flask_tokenauth")
@@ -49,6 +51,15 @@ class _Listener:
         connection.read_response()
         self.ping_sent: Optional[float] = None
         self.last_ping = self.last_heard = time.monotonic()
+
+    def fileno(self) -> Optional[int]:
+        """The socket's descriptor, for one poll over every listener (None if
+        this redis-py does not expose it: then every drain asks redis-py)."""
+        sock = getattr(self.connection, "_sock", None)
+        try:
+            return None if sock is None else sock.fileno()
+        except (OSError, AttributeError):
+            return None
 
     def close(self) -> None:
         self.connection.disconnect()
@@ -86,8 +97,20 @@ class Tracker:
         self._closed = False
         self._next_try = 0.0
         self._pid = os.getpid()
+        #: One poll over every listener's socket (None: drain through redis-py).
+        self._poll: Any = None
+        #: When the heartbeat next needs attention; the oldest PONG heard.
+        self._due = 0.0
+        self._heard = 0.0
         #: Bumped for every invalidation applied: a read that saw it change is not kept.
         self.sequence = 0
+        #: Answers worked out from cached values (a token's Status), valid only
+        #: while ``sequence`` is what it was when they were kept.
+        self._memo: Dict[Any, Any] = {}
+        self._memo_sequence = -1
+        if hasattr(os, "register_at_fork"):
+            me = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(me))
 
     # --- what the store calls -----------------------------------------------------
 
@@ -95,17 +118,40 @@ class Tracker:
         """The cached values of every name, or ``None`` (ask Redis). Pending
         invalidations are applied first."""
         with self._lock:
-            if not self._ready() or not self._heard_lately():
+            now = time.monotonic()
+            # Every listener answered a PING within _FRESH: a server we cannot
+            # hear (a partition, a frozen process) may have revocations we would miss.
+            if not self._ready(now) or now - self._heard >= _FRESH:
                 return None
             values = self._values
             found = [values.get(name, MISSING) for name in names]
-        return None if any(value is MISSING for value in found) else found
+        return None if MISSING in found else found
 
-    def _heard_lately(self) -> bool:
-        """Every listener answered a PING within _FRESH: a server we cannot hear
-        (a partition, a frozen process) may have revocations we would miss."""
-        now = time.monotonic()
-        return all(now - listener.last_heard < _FRESH for listener in self._listeners)
+    def recall(self, key: Any) -> Any:
+        """The answer :meth:`remember` kept for ``key``, or ``None``: only if no
+        invalidation at all was applied since (pending ones are applied first)."""
+        with self._lock:
+            now = time.monotonic()
+            if not self._ready(now) or now - self._heard >= _FRESH:
+                return None
+            if self._memo_sequence != self.sequence:
+                self._memo.clear()
+                self._memo_sequence = self.sequence
+                return None
+            return self._memo.get(key)
+
+    def remember(self, key: Any, answer: Any, mark: int) -> None:
+        """Keep an answer worked out from values read at ``mark``."""
+        with self._lock:
+            if not self._healthy or not self._drain(time.monotonic()) or self.sequence != mark:
+                return
+            memo = self._memo
+            if self._memo_sequence != mark:
+                memo.clear()
+                self._memo_sequence = mark
+            if len(memo) >= self.size:
+                del memo[next(iter(memo))]
+            memo[key] = answer
 
     def mark(self) -> int:
         """Before reading from Redis: the sequence to hand back to :meth:`keep`."""
@@ -114,7 +160,7 @@ class Tracker:
     def keep(self, names: Sequence[str], values: Sequence[Any], mark: int) -> None:
         """Cache what was read, unless an invalidation came in meanwhile."""
         with self._lock:
-            if not self._healthy or not self._drain() or self.sequence != mark:
+            if not self._healthy or not self._drain(time.monotonic()) or self.sequence != mark:
                 return
             cache = self._values
             while len(cache) + len(names) > self.size and cache:
@@ -141,30 +187,35 @@ class Tracker:
 
     # --- under the lock ---------------------------------------------------------------
 
-    def _ready(self) -> bool:
-        if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
-            self._pid, self._listeners, self._healthy = os.getpid(), [], False
-            self._connecting, self._next_try = False, 0.0
-            self._values.clear()
-        if self._closed:
-            return False
-        if not self._healthy:
-            if time.monotonic() >= self._next_try and not self._connecting:
-                # Connecting can take a timeout (a frozen server): never in a request.
-                self._connecting = True
-                self._next_try = time.monotonic() + self.retry
-                threading.Thread(target=self._connect, name="flask_tokenauth-tracking", daemon=True).start()
-            return False
-        if self._topology is not None and time.monotonic() - self._layout_checked > _TOPOLOGY_EVERY:
-            self._layout_checked = time.monotonic()
-            try:
-                if self._topology() != self._layout:
-                    self._drop("the servers holding entries changed")
+    def _ready(self, now: float) -> bool:
+        if self._healthy and not self._closed:
+            if self._topology is not None and now - self._layout_checked > _TOPOLOGY_EVERY:
+                self._layout_checked = now
+                try:
+                    if self._topology() != self._layout:
+                        self._drop("the servers holding entries changed")
+                        return False
+                except Exception as exc:  # the cluster cannot say: do not trust the cache
+                    self._drop("the cluster's layout is unknown (%s)" % type(exc).__name__)
                     return False
-            except Exception as exc:  # the cluster cannot say: do not trust the cache
-                self._drop("the cluster's layout is unknown (%s)" % type(exc).__name__)
-                return False
-        return self._drain()
+            return self._drain(now)
+        if self._pid != os.getpid():  # forked without os.fork (no at-fork hook ran)
+            self._forked()
+        if not self._closed and now >= self._next_try and not self._connecting:
+            # Connecting can take a timeout (a frozen server): never in a request.
+            self._connecting = True
+            self._next_try = now + self.retry
+            threading.Thread(target=self._connect, name="flask_tokenauth-tracking", daemon=True).start()
+        return False
+
+    def _forked(self) -> None:
+        """In a child process: the parent's sockets, cache and lock are not ours."""
+        self._lock = threading.Lock()
+        self._pid, self._listeners, self._healthy = os.getpid(), [], False
+        self._poll, self._due = None, 0.0
+        self._connecting, self._next_try = False, 0.0
+        self._values.clear()
+        self.sequence += 1
 
     def _connect(self) -> None:
         """In a thread of its own: open the listeners, then (under the lock) put
@@ -188,6 +239,9 @@ class Tracker:
                     listener.close()
                 return
             self._listeners, self._layout, self._layout_checked = listeners, layout, time.monotonic()
+            self._poll = _poller(listeners)
+            self._heard = min([listener.last_heard for listener in listeners], default=time.monotonic())
+            self._due = 0.0  # the first drain reads whatever came with the replies
             self._values.clear()
             self.sequence += 1
             self._healthy = True
@@ -195,7 +249,7 @@ class Tracker:
     def start(self) -> None:
         """Begin listening now (at start), rather than on the first lookup."""
         with self._lock:
-            self._ready()
+            self._ready(time.monotonic())
 
     def _drop(self, why: str) -> None:
         if self._healthy and not self._closed:
@@ -206,15 +260,24 @@ class Tracker:
             except Exception:  # pragma: no cover - closing a broken socket
                 pass
         self._listeners = []
+        self._poll = None
         self._values.clear()
         self.sequence += 1
         self._healthy = False
         self._next_try = time.monotonic() + self.retry
 
-    def _drain(self) -> bool:
-        """Apply every invalidation already received; keep the heartbeat."""
-        now = time.monotonic()
+    def _drain(self, now: float) -> bool:
+        """Apply every invalidation already received; keep the heartbeat.
+
+        The common case costs one ``poll`` with no wait over every listener's
+        socket: nothing readable and no heartbeat due means nothing to apply
+        (after each full drain the parser holds no complete message).
+        """
+        poll = self._poll
+        if poll is not None and now < self._due and not poll.poll(0):
+            return True
         try:
+            due = heard = now + _HEARTBEAT
             for listener in self._listeners:
                 connection = listener.connection
                 while connection.can_read(timeout=0):
@@ -225,9 +288,15 @@ class Tracker:
                 if listener.ping_sent is None and now - listener.last_ping > _HEARTBEAT:
                     connection.send_command("PING")
                     listener.ping_sent = listener.last_ping = now
+                if listener.ping_sent is None:
+                    due = min(due, listener.last_ping + _HEARTBEAT)
+                else:
+                    due = min(due, listener.ping_sent + _PATIENCE)
+                heard = min(heard, listener.last_heard)
         except Exception as exc:  # a reset, EOF, garbage: the cache cannot be trusted
             self._drop("an invalidation connection failed (%s)" % type(exc).__name__)
             return False
+        self._due, self._heard = due, heard
         return True
 
     def _apply(self, listener: _Listener, message: Any) -> None:
@@ -248,3 +317,22 @@ class Tracker:
         values = self._values
         for key in keys if isinstance(keys, list) else [keys]:
             values.pop(key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key, None)
+
+
+def _after_fork(ref: weakref.ref[Tracker]) -> None:
+    tracker = ref()
+    if tracker is not None:
+        tracker._forked()
+
+
+def _poller(listeners: Sequence[_Listener]) -> Any:
+    """A ``select.poll`` over the listeners' sockets, or None where it cannot be had."""
+    if not hasattr(select, "poll"):
+        return None
+    poll = select.poll()
+    for listener in listeners:
+        fileno = listener.fileno()
+        if fileno is None:
+            return None
+        poll.register(fileno, select.POLLIN | select.POLLPRI)
+    return poll
