@@ -8,11 +8,11 @@ order: ``"headers"`` (the default), ``"cookies"``, ``"query_string"``.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from flask import request
+from flask import current_app, request
 
-from .config import config
+from .config import DEFAULTS, config
 from .errors import JWTError
 
 #: Set in the request's environ when the token came from a cookie, so that
@@ -32,26 +32,36 @@ def _header_error(description: str, oauth_error: Optional[str]) -> JWTError:
 def token_from_header() -> Optional[str]:
     """The token from ``Authorization: <JWT_AUTH_HEADER_PREFIX> <token>`` or
     ``Authorization: Bearer <token>``."""
-    value = request.headers.get("Authorization")
+    return _token_from_header(request.environ, current_app.config)
+
+
+def _token_from_header(environ: Dict[str, Any], conf: Mapping[str, Any]) -> Optional[str]:
+    value = environ.get("HTTP_AUTHORIZATION")  # what request.headers["Authorization"] reads
     if not value:
         return None
-    # Only ASCII space and tab separate the scheme from the token (RFC 9110);
-    # str.split() would also split on Unicode and control "white space".
-    parts = value.replace("\t", " ").split(" ")
-    parts = [part for part in parts if part]
-    if not parts:  # only white space: no credentials were sent
-        return None
+    scheme, space, token = value.partition(" ")
+    if not (scheme and token and "\t" not in value and " " not in token):
+        # Only ASCII space and tab separate the scheme from the token (RFC 9110);
+        # str.split() would also split on Unicode and control "white space".
+        parts = [part for part in value.replace("\t", " ").split(" ") if part]
+        if not parts:  # only white space: no credentials were sent
+            return None
+        scheme, token = parts[0], (parts[1] if len(parts) == 2 else "")
+    else:
+        parts = None
     # Flask-JWT's scheme (JWT_AUTH_HEADER_PREFIX), and RFC 6750's Bearer,
     # which every OAuth client, Swagger UI and Postman send.
-    scheme = parts[0].lower()
-    if scheme != config.header_prefix.lower() and scheme not in ("bearer", "dpop"):
+    scheme = scheme.lower()
+    prefix = conf.get("JWT_AUTH_HEADER_PREFIX", DEFAULTS["JWT_AUTH_HEADER_PREFIX"])
+    if scheme != prefix.lower() and scheme not in ("bearer", "dpop"):
         raise _header_error("Unsupported authorization type", None)
-    request.environ[SCHEME_KEY] = scheme
-    if len(parts) == 1:
-        raise _header_error("Token missing", "invalid_request")
-    if len(parts) > 2:
-        raise _header_error("Token contains spaces", "invalid_request")
-    return parts[1]
+    environ[SCHEME_KEY] = scheme
+    if parts is not None:
+        if len(parts) == 1:
+            raise _header_error("Token missing", "invalid_request")
+        if len(parts) > 2:
+            raise _header_error("Token contains spaces", "invalid_request")
+    return token
 
 
 def _from_cookie(name: str) -> Optional[str]:
@@ -79,9 +89,10 @@ def _find(cookie_name: str, *, query: bool) -> Optional[str]:
 
 def default_request_handler() -> Optional[str]:
     """The request's access token, from the configured locations in order."""
-    locations = config.get("JWT_TOKEN_LOCATION")
+    conf = current_app.config
+    locations = conf.get("JWT_TOKEN_LOCATION", DEFAULTS["JWT_TOKEN_LOCATION"])
     if locations == ["headers"] or locations == "headers":
-        return token_from_header()
+        return _token_from_header(request.environ, conf)
     return _find(config.access_cookie_name, query=True)
 
 
@@ -132,10 +143,11 @@ def _app_request_handler() -> Any:
     return None if handler is default_request_handler else handler
 
 
-def scheme() -> Optional[str]:
+def scheme(environ: Optional[Mapping[str, Any]] = None) -> Optional[str]:
     """The ``Authorization`` scheme of the request's token (lowercased), if it came in that header."""
-    found = request.environ.get(SCHEME_KEY)
-    return None if came_from_cookie() else found
+    if environ is None:
+        environ = request.environ
+    return None if environ.get(FROM_COOKIE_KEY) else environ.get(SCHEME_KEY)
 
 
 def came_from_cookie() -> bool:

@@ -181,7 +181,10 @@ def verify_jwt_in_request(
         if req.environ.get(FROM_COOKIE_KEY):
             check_csrf(claims)
         check_not_revoked(state, claims)
-        dpop_check(claims, token, request_scheme(), dpop)
+        scheme = request_scheme(req.environ)
+        # Only a bound token, the DPoP scheme or a DPoP requirement has anything to check.
+        if "cnf" in claims or scheme == "dpop" or dpop or state.config.get("JWT_DPOP") == "required":
+            dpop_check(claims, token, scheme, dpop)
         identity = identify(state, claims)
         if fresh and claims.get("fresh") is not True:
             raise invalid("Fresh token required", "This action needs a token from a fresh login")

@@ -28,6 +28,26 @@ def heal(cluster: LocalCluster) -> None:
         if port not in cluster.live_ports():
             cluster.restart(port)
     cluster.wait_healthy()
+    wait_replicas_acknowledge(cluster)
+
+
+def wait_replicas_acknowledge(cluster: LocalCluster, timeout_ms: int = 5000) -> None:
+    """Every master's replica acknowledges a write (``WAIT 1``). Right after a
+    restart or a failover a replica can be "up" and still take most of a
+    second to send its first acknowledgement; a test that starts then would
+    see the store's documented 503 for an unacknowledged revocation."""
+    for port in cluster.masters():
+        slot = min(cluster.slots_of(port))
+        key = next(name for name in ("ack-probe:%d" % n for n in range(100000)) if slot_of(name) == slot)
+        node = cluster.node_client(port)
+        try:
+            node.set(key, b"1")
+            acked = node.execute_command("WAIT", 1, timeout_ms)
+            node.delete(key)
+        finally:
+            node.close()
+        if int(acked) < 1:
+            raise TimeoutError("no replica of master %d acknowledged within %d ms" % (port, timeout_ms))
 
 
 def empty_cluster_revocations(cluster: LocalCluster) -> None:

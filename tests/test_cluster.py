@@ -187,7 +187,8 @@ def tokens_for_load(a: AppProcess, b: AppProcess) -> Tuple[List[str], List[str]]
     revoked = []
     for app, user in ((a, ("joe", "pass")), (b, ("ann", "secret"))):
         access, _ = app.login(*user)
-        assert app.post("/auth/logout", access).status == 200
+        answer = app.post("/auth/logout", access)
+        assert answer.status == 200, (answer.json, app.log()[-1500:])
         revoked.append(access)
     return valid, revoked
 
