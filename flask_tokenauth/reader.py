@@ -39,29 +39,27 @@ def _token_from_header(environ: Dict[str, Any], conf: Mapping[str, Any]) -> Opti
     value = environ.get("HTTP_AUTHORIZATION")  # what request.headers["Authorization"] reads
     if not value:
         return None
-    scheme, space, token = value.partition(" ")
-    if not (scheme and token and "\t" not in value and " " not in token):
+    scheme, _, token = value.partition(" ")
+    if scheme and token and "\t" not in value and " " not in token:
+        parts = [scheme, token]  # the common case: "<scheme> <token>"
+    else:
         # Only ASCII space and tab separate the scheme from the token (RFC 9110);
         # str.split() would also split on Unicode and control "white space".
         parts = [part for part in value.replace("\t", " ").split(" ") if part]
         if not parts:  # only white space: no credentials were sent
             return None
-        scheme, token = parts[0], (parts[1] if len(parts) == 2 else "")
-    else:
-        parts = None
     # Flask-JWT's scheme (JWT_AUTH_HEADER_PREFIX), and RFC 6750's Bearer,
     # which every OAuth client, Swagger UI and Postman send.
-    scheme = scheme.lower()
+    scheme = parts[0].lower()
     prefix = conf.get("JWT_AUTH_HEADER_PREFIX", DEFAULTS["JWT_AUTH_HEADER_PREFIX"])
     if scheme != prefix.lower() and scheme not in ("bearer", "dpop"):
         raise _header_error("Unsupported authorization type", None)
     environ[SCHEME_KEY] = scheme
-    if parts is not None:
-        if len(parts) == 1:
-            raise _header_error("Token missing", "invalid_request")
-        if len(parts) > 2:
-            raise _header_error("Token contains spaces", "invalid_request")
-    return token
+    if len(parts) == 1:
+        raise _header_error("Token missing", "invalid_request")
+    if len(parts) > 2:
+        raise _header_error("Token contains spaces", "invalid_request")
+    return parts[1]
 
 
 def _from_cookie(name: str) -> Optional[str]:

@@ -126,13 +126,12 @@ class RedisStore(TokenStore):
             cached = tracker.get(names)
             if cached is not None:
                 status = self._status(ref, cached)
-                tracker.remember(ref, status, mark)
+                tracker.keep(mark, ref, status)
                 return status
         found = self.link.execute("MGET", *names)
         status = self._status(ref, found)
         if tracker is not None and found[0] is not None:
-            tracker.keep(names, found, mark)
-            tracker.remember(ref, status, mark)
+            tracker.keep(mark, ref, status, names, found)
         return status
 
     def _status(self, ref: TokenRef, found: List[Any]) -> Status:

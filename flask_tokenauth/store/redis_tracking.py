@@ -6,7 +6,8 @@ connection of ours that asks for server-assisted invalidation
 ``SUBSCRIBE __redis__:invalidate``): from then on Redis tells it the name of
 every key under the prefix that changes, expires or is evicted, and
 ``FLUSHALL`` empties everything. Values read with MGET are kept in memory and
-served without a round trip, under three rules:
+served without a round trip (and the answer worked out for a token is kept
+until the next invalidation of any key), under three rules:
 
 - Every invalidation Redis has sent is read and applied before an answer is
   served from the cache (each cached lookup first drains the connection).
@@ -118,21 +119,17 @@ class Tracker:
         """The cached values of every name, or ``None`` (ask Redis). Pending
         invalidations are applied first."""
         with self._lock:
-            now = time.monotonic()
-            # Every listener answered a PING within _FRESH: a server we cannot
-            # hear (a partition, a frozen process) may have revocations we would miss.
-            if not self._ready(now) or now - self._heard >= _FRESH:
+            if not self._serving():
                 return None
             values = self._values
             found = [values.get(name, MISSING) for name in names]
         return None if MISSING in found else found
 
     def recall(self, key: Any) -> Any:
-        """The answer :meth:`remember` kept for ``key``, or ``None``: only if no
+        """The answer :meth:`keep` kept for ``key``, or ``None``: only if no
         invalidation at all was applied since (pending ones are applied first)."""
         with self._lock:
-            now = time.monotonic()
-            if not self._ready(now) or now - self._heard >= _FRESH:
+            if not self._serving():
                 return None
             if self._memo_sequence != self.sequence:
                 self._memo.clear()
@@ -140,11 +137,25 @@ class Tracker:
                 return None
             return self._memo.get(key)
 
-    def remember(self, key: Any, answer: Any, mark: int) -> None:
-        """Keep an answer worked out from values read at ``mark``."""
+    def mark(self) -> int:
+        """Before reading: the sequence to hand back to :meth:`keep`."""
+        return self.sequence
+
+    def keep(
+        self, mark: int, key: Any, answer: Any, names: Sequence[str] = (), values: Sequence[Any] = ()
+    ) -> None:
+        """Keep the answer for ``key`` and the values it was worked out from
+        (``names``, when they were read from Redis), unless an invalidation
+        came in since ``mark``."""
         with self._lock:
             if not self._healthy or not self._drain(time.monotonic()) or self.sequence != mark:
                 return
+            if names:
+                cache = self._values
+                while len(cache) + len(names) > self.size and cache:
+                    del cache[next(iter(cache))]
+                if len(names) <= self.size:
+                    cache.update(zip(names, values))
             memo = self._memo
             if self._memo_sequence != mark:
                 memo.clear()
@@ -152,21 +163,6 @@ class Tracker:
             if len(memo) >= self.size:
                 del memo[next(iter(memo))]
             memo[key] = answer
-
-    def mark(self) -> int:
-        """Before reading from Redis: the sequence to hand back to :meth:`keep`."""
-        return self.sequence
-
-    def keep(self, names: Sequence[str], values: Sequence[Any], mark: int) -> None:
-        """Cache what was read, unless an invalidation came in meanwhile."""
-        with self._lock:
-            if not self._healthy or not self._drain(time.monotonic()) or self.sequence != mark:
-                return
-            cache = self._values
-            while len(cache) + len(names) > self.size and cache:
-                del cache[next(iter(cache))]
-            if len(names) <= self.size:
-                cache.update(zip(names, values))
 
     def forget(self) -> None:
         with self._lock:
@@ -187,7 +183,16 @@ class Tracker:
 
     # --- under the lock ---------------------------------------------------------------
 
+    def _serving(self) -> bool:
+        """The cache may answer: pending invalidations applied, and every
+        listener answered a PING within _FRESH (a server we cannot hear, through
+        a partition or a frozen process, may have revocations we would miss)."""
+        now = time.monotonic()
+        return self._ready(now) and now - self._heard < _FRESH
+
     def _ready(self, now: float) -> bool:
+        if self._pid != os.getpid():  # forked where no at-fork hook ran (a C-level fork)
+            self._forked()
         if self._healthy and not self._closed:
             if self._topology is not None and now - self._layout_checked > _TOPOLOGY_EVERY:
                 self._layout_checked = now
@@ -199,8 +204,6 @@ class Tracker:
                     self._drop("the cluster's layout is unknown (%s)" % type(exc).__name__)
                     return False
             return self._drain(now)
-        if self._pid != os.getpid():  # forked without os.fork (no at-fork hook ran)
-            self._forked()
         if not self._closed and now >= self._next_try and not self._connecting:
             # Connecting can take a timeout (a frozen server): never in a request.
             self._connecting = True
