@@ -43,16 +43,18 @@ _DECODE_ERRORS = (InvalidTokenError, ValueError, TypeError, KeyError, UnicodeErr
 _IDENTITY_ERRORS = (LookupError, TypeError, ValueError)
 
 
-def challenge(error: JWTError, realm: str) -> JWTError:
+def challenge(error: JWTError, realm: str, oauth_error: Optional[str] = None) -> JWTError:
     """The error with its RFC 6750 ``WWW-Authenticate`` challenge (a copy, so
-    an error instance an app raises repeatedly is never changed)."""
+    an error instance an app raises repeatedly is never changed).
+    ``oauth_error`` is the error code when the error names none itself."""
     headers = error.headers or {}
     if error.status_code != 401 or "WWW-Authenticate" in headers:
         return error
     value = '%s realm="%s"' % (config.header_prefix, realm)
-    if error.oauth_error:
+    code = error.oauth_error or oauth_error
+    if code:
         text = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in str(error.description))
-        value += ', error="%s", error_description="%s"' % (error.oauth_error, text)
+        value += ', error="%s", error_description="%s"' % (code, text)
     return error.with_headers({"WWW-Authenticate": value})
 
 
@@ -165,6 +167,7 @@ def verify_jwt_in_request(
         return None
     state = app_state()
     realm = realm or state.config.get("JWT_DEFAULT_REALM") or config.realm
+    token = None
     try:
         token = state.jwt.request_callback()
         if token is None:
@@ -194,7 +197,9 @@ def verify_jwt_in_request(
         signals.send(
             signals.token_refused, status=error.status_code, error=error.error, reason=error.description
         )
-        raise challenge(error, realm) from None
+        # A refusal of a token that was sent (an app's identity handler raising
+        # JWTError among them) is RFC 6750's invalid_token unless it says otherwise.
+        raise challenge(error, realm, "invalid_token" if token is not None else None) from None
     req.environ[_ENVIRON_KEY] = (identity, claims)
     return claims
 

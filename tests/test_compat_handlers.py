@@ -327,6 +327,32 @@ def test_request_handler_may_raise_jwt_error():
     assert client.get("/protected", query_string={"token": login(client)}).status_code == 200
 
 
+def test_an_identity_handler_refusing_a_sent_token_gets_the_invalid_token_challenge():
+    """RFC 6750 3.1: a request whose token was refused is told ``invalid_token``,
+    also when the app's identity handler refuses it; the body is the app's."""
+    disabled = JWTError("Account disabled", "Ask an administrator")
+
+    def strict_identity(payload):
+        raise disabled
+
+    client = make_app(jwt=JWT(None, authenticate, strict_identity)).test_client()
+    token = login(client)
+    for _ in range(2):  # the app's error instance is raised twice and never changed
+        refused = protected(client, token)
+        assert refused.status_code == 401
+        assert refused.get_json() == {
+            "status_code": 401,
+            "error": "Account disabled",
+            "description": "Ask an administrator",
+        }
+        assert refused.headers["WWW-Authenticate"] == (
+            'JWT realm="Login Required", error="invalid_token", error_description="Ask an administrator"'
+        )
+    assert disabled.oauth_error is None and not disabled.headers
+    # Without a token, still the bare challenge (RFC 6750: no error code).
+    assert client.get("/protected").headers["WWW-Authenticate"] == 'JWT realm="Login Required"'
+
+
 # --- jwt_encode_handler / jwt_decode_handler ----------------------------------------------
 
 
