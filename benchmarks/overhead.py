@@ -97,7 +97,6 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -376,53 +375,6 @@ def check_cached_revocation(name: str, app: Flask, delay: float, trips: RoundTri
         sys.exit("%s: a cached token, then revoked, answered %s %r" % (name, status, body))
 
 
-# A child process holding one DelayProxy per delay: the proxy's threads take
-# the GIL for every chunk, which would otherwise be charged to the timed loop.
-_PROXY_CHILD = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from tests.delay_proxy import DelayProxy
-proxies = [DelayProxy(int(sys.argv[2]), float(d)).start() for d in sys.argv[3:]]
-print(json.dumps([p.port for p in proxies]), flush=True)
-sys.stdin.read()  # until the parent closes the pipe, or dies
-for proxy in proxies:
-    proxy.close()
-"""
-
-
-class Proxies:
-    """``tests/delay_proxy.py`` proxies to ``upstream_port``, one per delay
-    (seconds, each way), in a child process; :attr:`ports` maps delay -> port."""
-
-    def __init__(self, upstream_port: int, delays: List[float]) -> None:
-        import json
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _PROXY_CHILD, REPO_ROOT, str(upstream_port)] + [repr(d) for d in delays],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline() if self.process.stdout else ""
-        if not line:
-            self.stop()
-            sys.exit("the delaying proxy did not start")
-        self.ports: Dict[float, int] = dict(zip(delays, json.loads(line)))
-
-    def stop(self) -> None:
-        process = self.process
-        if process.stdin is not None:
-            try:
-                process.stdin.close()
-            except OSError:
-                pass
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def start_redis() -> Any:
     """A throwaway redis-server on a free 127.0.0.1 port (tests/redis_server.py)."""
     if REPO_ROOT not in sys.path:
@@ -530,11 +482,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if server is not None:
             delayed = [d for d in args.delay_list if d > 0]
             if delayed:
-                proxies = Proxies(server.port, [d / 1000.0 for d in delayed])
+                # In a child process: the proxy's threads take the GIL for every
+                # chunk, which would otherwise be charged to the timed loop.
+                from tests.delay_proxy import ProxyProcess
+
+                proxies = ProxyProcess(server.port, [d / 1000.0 for d in delayed])
         return measure(args, server, proxies)
     finally:
         if proxies is not None:
-            proxies.stop()
+            proxies.close()
         if server is not None:
             server.stop()
 
@@ -543,7 +499,7 @@ def _tag(delay_ms: float) -> str:
     return "%g" % delay_ms
 
 
-def measure(args: argparse.Namespace, server: Any, proxies: Optional[Proxies]) -> int:
+def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> int:
     """Build the apps, time them, print the tables. ``server``: a started
     RedisServer, or ``None`` for --no-redis; ``proxies``: the delaying proxies
     to it (one per delay above 0), or ``None``."""

@@ -5,15 +5,27 @@ Redis, on loopback (a helper for the tests and benchmarks/, not a test module).
 127.0.0.1 port (:attr:`port`); every chunk read from one side reaches the
 other ``delay`` seconds later, in order, without holding up the chunks behind
 it (a reader thread stamps chunks, a writer thread sends each when due).
+
+``ProxyProcess(upstream_port, [delays])`` runs such proxies in a child
+process. Use it wherever the process that hosts them also runs the code
+being tested or timed: in that process the proxy's threads wait for the GIL
+behind it (up to the 5 ms switch interval), so a chunk due now could leave
+milliseconds late and the "network" would reorder what Redis sent.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class DelayProxy:
@@ -103,3 +115,54 @@ class DelayProxy:
 
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=write, daemon=True).start()
+
+
+class ProxyProcess:
+    """One :class:`DelayProxy` per delay (seconds, each way) to ``upstream_port``,
+    in a child process; :attr:`ports` maps each delay to its proxy's port. The
+    child ends when :meth:`close` closes its stdin, or when this process dies."""
+
+    def __init__(self, upstream_port: int, delays: Sequence[float]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.delay_proxy", str(upstream_port), *map(repr, delays)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line:
+            self.close()
+            raise RuntimeError("the delaying proxy did not start")
+        self.ports: Dict[float, int] = dict(zip(delays, json.loads(line)))
+
+    def url(self, delay: float) -> str:
+        return "redis://127.0.0.1:%d/0" % self.ports[delay]
+
+    def close(self) -> None:
+        process = self.process
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _serve(argv: List[str]) -> None:
+    """The child of :class:`ProxyProcess`: print the ports, serve until stdin closes."""
+    proxies = [DelayProxy(int(argv[0]), float(delay)).start() for delay in argv[1:]]
+    print(json.dumps([proxy.port for proxy in proxies]), flush=True)
+    sys.stdin.read()
+    for proxy in proxies:
+        proxy.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])

@@ -2,10 +2,11 @@
 memory, kept honest by Redis' invalidations (CLIENT TRACKING).
 
 Two app instances (each with its own store, cache and invalidation
-connection) share a real redis-server, directly or through a proxy that
-delays every packet by 0.5 ms each way. Each strictness rule is tested: an
-invalidation arriving between two requests, the invalidation connection
-dropped, Redis restarted or flushed, the cache at its bound.
+connection) share a real redis-server, directly or through a proxy (in a
+child process) that delays every packet by 0.5 ms each way. Each strictness
+rule is tested: an invalidation arriving between two requests, the
+invalidation connection dropped, Redis restarted or flushed, the cache at its
+bound.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import redis
 
 from flask_tokenauth.store.redis_connection import CLIENT_NAME
 from tests.conftest import auth_header, login
-from tests.delay_proxy import DelayProxy
+from tests.delay_proxy import ProxyProcess
 from tests.redis_server import RedisServer
 from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     REUSED,
@@ -76,8 +77,8 @@ def warm(app, client, token: str) -> None:
 @pytest.fixture(params=[0.0, 0.0005], ids=["loopback", "0.5 ms each way"], name="pair")
 def pair_fixture(request, own_redis: RedisServer) -> Iterator[Tuple[Any, Any, RedisServer]]:
     """Instances A and B on one redis-server, directly or through the delaying proxy."""
-    proxy = DelayProxy(own_redis.port, request.param).start() if request.param else None
-    url = proxy.url if proxy else own_redis.url
+    proxy = ProxyProcess(own_redis.port, [request.param]) if request.param else None
+    url = proxy.url(request.param) if proxy else own_redis.url
     apps = (instance(url), instance(url))
     try:
         yield apps[0], apps[1], own_redis
