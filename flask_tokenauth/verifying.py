@@ -179,7 +179,11 @@ def verify_jwt_in_request(
                 headers={"WWW-Authenticate": '%s realm="%s"' % (config.header_prefix, realm)},
             )
         claims = verify_token(state, token)
-        if claims.get(TYPE_CLAIM, "access") != "access":
+        # Ours say token_type; Flask-JWT-Extended's refresh tokens (an app
+        # migrating with the same secret) say type.
+        if claims.get(TYPE_CLAIM, "access") != "access" or (
+            TYPE_CLAIM not in claims and claims.get("type") == "refresh"
+        ):
             raise invalid("Invalid token", "Only access tokens are accepted here")
         if req.environ.get(FROM_COOKIE_KEY):
             check_csrf(claims)

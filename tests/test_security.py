@@ -655,3 +655,22 @@ def test_a_weak_hmac_secret_is_reported_once_saying_what_to_do(caplog):
     assert "too-short" not in said[0]  # never the secret itself
     pyjwt_warnings = [w for w in caught if w.category is pyjwt.warnings.InsecureKeyLengthWarning]
     assert pyjwt_warnings == []  # not said twice more by PyJWT
+
+
+def test_a_flask_jwt_extended_refresh_token_is_not_accepted_as_an_access_token():
+    """During a migration that keeps Flask-JWT-Extended's secret, its refresh
+    tokens (claim ``type: refresh``, 30 days by default) must not open
+    protected routes; its access tokens (``type: access``) still do."""
+    client = make_app().test_client()
+    now = int(time.time())
+    claims = {"identity": 1, "sub": "1", "iat": now, "nbf": now, "exp": now + 600, "jti": "j1"}
+    access = pyjwt.encode({**claims, "type": "access"}, SECRET, "HS256")
+    refresh = pyjwt.encode({**claims, "jti": "j2", "type": "refresh"}, SECRET, "HS256")
+    assert client.get("/protected", headers=auth_header(access)).status_code == 200
+    refused = client.get("/protected", headers=auth_header(refresh))
+    assert refused.status_code == 401
+    assert refused.get_json() == {
+        "status_code": 401,
+        "error": "Invalid token",
+        "description": "Only access tokens are accepted here",
+    }
