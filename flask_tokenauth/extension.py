@@ -10,11 +10,12 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, TypeVar, Union
 
 from flask import Flask
+from werkzeug.wrappers import Response
 
 from . import dpop, issuing, revocation, verifying, views
 from .cli import cli
 from .config import DEFAULTS, check_settings
-from .cookies import check_cookie_settings
+from .cookies import check_cookie_settings, clear_session_cookies
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
 from .state import EXTENSION_KEY, AppState, app_state
@@ -231,6 +232,26 @@ class JWT:
         return issuing.create_refresh_token(
             identity, expires_delta=expires_delta, claims=claims, permissions=permissions
         )
+
+    def login_response(self, identity: Any, body: Optional[Mapping[str, Any]] = None) -> Response:
+        """The login route's answer for ``identity``, for a login view of your own.
+
+        Call it once your view has checked the user (in a request): it makes
+        one session's tokens, a fresh access token and, when the refresh route
+        is on, a refresh token of the same session (so the logout route ends
+        both), and returns them as the login route does: in the JSON body,
+        in cookies with the CSRF value when ``JWT_TOKEN_LOCATION`` has
+        ``"cookies"``, bound to the client's key when the request carries a
+        DPoP proof. ``body`` adds fields to the JSON answer. Login throttling
+        (``JWT_LOGIN_RATE_LIMIT``) guards the login route only: a view of your
+        own that checks passwords needs limits of its own.
+        """
+        return views.login_answer(identity, body)
+
+    def clear_cookies(self, response: Response) -> Response:
+        """Expire the access, refresh and CSRF cookies on ``response`` (for a
+        logout view of your own; revoke the session with :meth:`revoke`)."""
+        return clear_session_cookies(response)
 
     def decode_token(self, token: str) -> Dict[str, Any]:
         """The verified claims of ``token``, revocation included.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
@@ -127,6 +127,19 @@ def _deliver(response: Response, login: Login, bound: bool = False) -> Response:
     if config.uses_cookies:
         set_session_cookies(response, login.access, login.refresh, login.csrf)
     return response
+
+
+def login_answer(identity: Any, body: Optional[Mapping[str, Any]] = None) -> Response:
+    """What the login route answers once ``identity`` is authenticated, for a
+    login view of the app's own: one session's tokens (the refresh token too
+    when the refresh route is on), in the body and/or cookies as configured,
+    with the CSRF value and a DPoP binding as the login route makes them.
+    ``body`` adds fields to the JSON answer."""
+    jkt = dpop.binding_for_login()
+    login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule), dpop_jkt=jkt)
+    answer: Dict[str, Any] = {} if _cookies_only() else {"access_token": str(login.access)}
+    answer.update(body or {})
+    return no_store(_deliver(jsonify(answer), login, bound=jkt is not None))
 
 
 def _cookies_only() -> bool:
