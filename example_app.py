@@ -167,8 +167,18 @@ async function say(response, done) {
   $("status").textContent = error.description || "Error " + response.status;
 }
 
+// A request made with the session's cookies. On 401, while a session may
+// still be alive (the CSRF cookie is there), refresh once and try again: the
+// access cookie lives minutes, the refresh cookie days.
+async function withRefresh(request) {
+  const response = await request();
+  if (response.status !== 401 || !csrfToken()) return response;
+  const refreshed = await post("auth/refresh");
+  return refreshed.ok ? request() : response;
+}
+
 async function show() {
-  const response = await fetch("whoami", { credentials: "same-origin" });
+  const response = await withRefresh(() => fetch("whoami", { credentials: "same-origin" }));
   const me = response.ok ? await response.json() : null;
   $("who").textContent = me ? me.username : "";
   $("session").hidden = !me;

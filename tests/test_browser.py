@@ -229,6 +229,31 @@ def test_log_out_after_the_access_cookie_expired_in_the_jar(context):
         assert stolen.status_code == 401 and stolen.get_json() == REVOKED
 
 
+def test_the_page_refreshes_when_its_access_cookie_has_expired(context):
+    """The access cookie lives seconds here (minutes by default): a page opened
+    after it expired refreshes once, silently, and shows the user; once the
+    session is over it shows the login form and stops asking."""
+    from playwright.sync_api import expect
+
+    app = example(JWT_EXPIRATION_DELTA=2, JWT_LEEWAY=0)
+    with Served(app) as served:
+        page = context.new_page()
+        log_in(page, served.url)
+        held = jar(context)
+        time.sleep(2.5)
+        assert set(jar(context)) == {"refresh_token", "csrf_token"}  # the browser dropped it
+        page.reload()
+        expect(page.locator("#who")).to_have_text("alice")
+        now = jar(context)
+        assert set(now) == {"access_token", "refresh_token", "csrf_token"}
+        assert now["refresh_token"]["value"] != held["refresh_token"]["value"]  # rotated
+        page.click("#logout")
+        expect(page.locator("#status")).to_have_text("Logged out.")
+        page.reload()
+        expect(page.locator("#login-form")).to_be_visible()
+        assert jar(context) == {}
+
+
 def not_found(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not here"]
