@@ -310,3 +310,33 @@ def test_a_logout_survives_the_failover_of_its_master(cluster):
         assert answer.get_json() == REVOKED
     finally:
         close_app_store(app)
+
+
+def test_the_revocation_cache_never_listens_to_a_replica(cluster):
+    """A node that is a replica (a failover the client's map missed makes an
+    old master one) never sees its master's writes as its own: a cache that
+    listened to it would miss revocations. Such a listener is refused and the
+    cache stays off; the same cache on a master starts."""
+    import redis
+
+    from flask_tokenauth.store.redis_tracking import Tracker
+
+    def tracker(port: int) -> Tracker:
+        connect = lambda: [redis.Connection(host="127.0.0.1", port=port, protocol=2)]  # noqa: E731
+        return Tracker(connect, "t:{", 100, retry=0.1)
+
+    on_replica, on_master = tracker(cluster.replicas()[0]), tracker(cluster.masters()[0])
+    try:
+        on_replica.start()
+        on_master.start()
+        deadline = time.monotonic() + 5
+        while not on_master.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert on_master.healthy
+        time.sleep(0.5)  # several reconnection attempts on the replica
+        on_replica.start()
+        assert not on_replica.healthy
+        assert on_replica.get(["t:{1}:gen"]) is None  # every lookup goes to Redis
+    finally:
+        on_replica.close()
+        on_master.close()

@@ -19,11 +19,12 @@ the timeout always holds. Three promises are kept here:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 from . import StoreError, _safe
 
@@ -358,13 +359,15 @@ class ClusterLink(RedisLink):
         return client
 
     def _one(self, args: Tuple[Any, ...], left: float, first: bool) -> Any:
-        return self.client().execute_command(*args)
+        with _client_slips():
+            return self.client().execute_command(*args)
 
     def _many(self, commands: Sequence[Tuple[Any, ...]], left: float, first: bool) -> List[Any]:
-        pipe = self.client().pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return pipe.execute()
+        with _client_slips():
+            pipe = self.client().pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute()
 
     def _write(self, key: str, args: Tuple[Any, ...], left: float, first: bool) -> Tuple[Any, int, int]:
         started = time.monotonic()
@@ -408,15 +411,26 @@ class ClusterLink(RedisLink):
         redis = require_redis()
         options = {k: v for k, v in self.options.items() if k not in _CLUSTER_ONLY}
         connection_class = options.pop("connection_class", redis.Connection)
-        primaries = self._run(lambda left, first: self.client().get_primaries())
-        return [
-            connection_class(host=node.host, port=node.port, **_for_tracking(options)) for node in primaries
-        ]
+        tracking = _for_tracking(options)
+        return [connection_class(host=host, port=port, **tracking) for host, port in self.primaries()]
 
     def primaries(self) -> List[Tuple[str, int]]:
-        """The masters now (a change means the invalidation connections must follow)."""
-        nodes = self._run(lambda left, first: self.client().get_primaries())
-        return sorted((node.host, int(node.port)) for node in nodes)
+        """The masters that serve slots now, as the cluster says (``CLUSTER
+        SLOTS``), not as the client's map remembers them: a map that missed a
+        failover would have the cache listen to a node whose slots moved, and
+        miss their revocations. A change means the invalidation connections
+        must follow."""
+
+        def ask(left: float, first: bool) -> List[Tuple[str, int]]:
+            with _client_slips():
+                slots = self.client().execute_command("CLUSTER SLOTS")
+            found = set()
+            for owners in slots.values():
+                host, port = owners["primary"]
+                found.add((str(host), int(port)))
+            return sorted(found)
+
+        return self._run(ask)
 
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         hosts = ",".join("%s:%d" % seed for seed in self.seeds)
@@ -426,6 +440,17 @@ class ClusterLink(RedisLink):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+@contextlib.contextmanager
+def _client_slips() -> Iterator[None]:
+    """redis-py's cluster client can trip over its own map while the cluster
+    changes (an ``AttributeError`` on a node it just dropped): a fault of the
+    moment, retried like one and a 503 at the deadline, never a 500."""
+    try:
+        yield
+    except (AttributeError, KeyError, IndexError) as exc:
+        raise _redis.exceptions.ClusterError("the cluster client failed: %r" % (exc,)) from exc
 
 
 def _write_then_wait(

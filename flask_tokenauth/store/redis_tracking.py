@@ -43,6 +43,14 @@ class _Listener:
     def __init__(self, connection: Any, prefix: str) -> None:
         self.connection = connection
         connection.connect()
+        # Only a master hears every write to its keys: a node that became a
+        # replica (a failover the caller's view missed) must not be listened to.
+        connection.send_command("ROLE")
+        role = connection.read_response()
+        if not role or role[0] not in (b"master", "master"):
+            connection.disconnect()
+            where = getattr(connection, "host", None) or getattr(connection, "path", "Redis")
+            raise ConnectionError("%s is not a master" % (where,))
         connection.send_command("CLIENT", "ID")
         own_id = connection.read_response()
         connection.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX", prefix)
