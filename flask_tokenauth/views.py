@@ -51,11 +51,37 @@ def read_json_object() -> dict:
         raise JWTError("Request Entity Too Large", "Request body is too large", 413)
     try:
         data = json.loads(raw)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
         raise JWTError("Bad Request", "Request body is not valid JSON", 400) from None
+    if _depth_over(data, MAX_JSON_DEPTH):
+        # Python 3.13 parses nesting that earlier versions refuse: one answer for all.
+        raise _too_deep()
     if not isinstance(data, dict):
         raise JWTError("Bad Request", "Request body must be a JSON object", 400)
     return data
+
+
+#: JSON bodies nested deeper than this are refused (a login body is flat).
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep() -> JWTError:
+    return JWTError("Bad Request", "Request body is nested too deeply", 400)
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists or objects more than ``limit`` deep
+    (without recursion: the value may be thousands of levels deep)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def read_credentials() -> Tuple[str, str]:
