@@ -103,6 +103,16 @@ def log_in(page, base: str, username: str = "alice", password: str = "wonderland
     expect(page.locator("#who")).to_have_text(username)
 
 
+def log_in_until_the_access_cookie_expires(page, base: str, context) -> Dict[str, Dict[str, Any]]:
+    """Log in (with a 2-second access lifetime), wait until the browser has
+    dropped the access cookie; the jar as it was right after the login."""
+    log_in(page, base)
+    held = jar(context)
+    time.sleep(2.5)
+    assert set(jar(context)) == {"refresh_token", "csrf_token"}  # the browser dropped it
+    return held
+
+
 def jar(context) -> Dict[str, Dict[str, Any]]:
     return {cookie["name"]: cookie for cookie in context.cookies()}
 
@@ -214,10 +224,7 @@ def test_log_out_after_the_access_cookie_expired_in_the_jar(context):
     app = example(JWT_EXPIRATION_DELTA=2, JWT_LEEWAY=0)
     with Served(app) as served:
         page = context.new_page()
-        log_in(page, served.url)
-        held = jar(context)
-        time.sleep(2.5)
-        assert set(jar(context)) == {"refresh_token", "csrf_token"}  # the browser dropped it
+        held = log_in_until_the_access_cookie_expires(page, served.url, context)
         page.click("#logout")
         expect(page.locator("#status")).to_have_text("Logged out.")
         assert jar(context) == {}
@@ -238,10 +245,7 @@ def test_the_page_refreshes_when_its_access_cookie_has_expired(context):
     app = example(JWT_EXPIRATION_DELTA=2, JWT_LEEWAY=0)
     with Served(app) as served:
         page = context.new_page()
-        log_in(page, served.url)
-        held = jar(context)
-        time.sleep(2.5)
-        assert set(jar(context)) == {"refresh_token", "csrf_token"}  # the browser dropped it
+        held = log_in_until_the_access_cookie_expires(page, served.url, context)
         page.reload()
         expect(page.locator("#who")).to_have_text("alice")
         now = jar(context)
