@@ -203,14 +203,11 @@ class Tracker:
             self._forked()
         if self._healthy and not self._closed:
             if self._topology is not None and now - self._layout_checked > _TOPOLOGY_EVERY:
+                # Asking the cluster is a round trip: never in a request.
                 self._layout_checked = now
-                try:
-                    if self._topology() != self._layout:
-                        self._drop("the servers holding entries changed")
-                        return False
-                except Exception as exc:  # the cluster cannot say: do not trust the cache
-                    self._drop("the cluster's layout is unknown (%s)" % type(exc).__name__)
-                    return False
+                check = threading.Thread(target=self._check_layout, args=(self._listeners,), daemon=True)
+                check.name = "flask_tokenauth-tracking"
+                check.start()
             return self._drain(now)
         if not self._closed and now >= self._next_try and not self._connecting:
             # Connecting can take a timeout (a frozen server): never in a request.
@@ -218,6 +215,17 @@ class Tracker:
             self._next_try = now + self.retry
             threading.Thread(target=self._connect, name="flask_tokenauth-tracking", daemon=True).start()
         return False
+
+    def _check_layout(self, listeners: List[_Listener]) -> None:
+        """In a thread of its own: empty the cache when the servers holding
+        entries are no longer the ones ``listeners`` listen to."""
+        try:
+            why = None if self._topology() == self._layout else "the servers holding entries changed"
+        except Exception as exc:  # the cluster cannot say: do not trust the cache
+            why = "the cluster's layout is unknown (%s)" % type(exc).__name__
+        with self._lock:
+            if why is not None and self._listeners is listeners and self._pid == os.getpid():
+                self._drop(why)
 
     def _forked(self) -> None:
         """In a child process: the parent's sockets, cache and lock are not ours."""
