@@ -274,6 +274,15 @@ def test_a_logout_is_answered_only_once_a_replica_has_it(own_redis: RedisServer)
         while follower.info("replication").get("master_link_status") != "up":
             assert time.monotonic() < deadline, "the replica never synced"
             time.sleep(0.05)
+        # "up" on the replica comes before the master counts it (its first
+        # acknowledgement): until then ROLE lists no replica and nothing waits.
+        leader = redis.Redis.from_url(own_redis.url)
+        try:
+            leader.set("ack-probe", b"1")
+            assert leader.execute_command("WAIT", 1, 5000) == 1, "the replica never acknowledged"
+            leader.delete("ack-probe")
+        finally:
+            leader.close()
         client = app.test_client()
         first, second, third = login(client), login(client, "ann", "secret"), login(client)
 
