@@ -157,6 +157,10 @@ class ProxyProcess:
 
 def _serve(argv: List[str]) -> None:
     """The child of :class:`ProxyProcess`: print the ports, serve until stdin closes."""
+    # Each connection's writer is a thread that wakes when a chunk is due; with
+    # the default 5 ms GIL switch interval one due chunk (an invalidation) could
+    # wait behind another (the revoking client's reply) for milliseconds.
+    sys.setswitchinterval(1e-4)
     proxies = [DelayProxy(int(argv[0]), float(delay)).start() for delay in argv[1:]]
     print(json.dumps([proxy.port for proxy in proxies]), flush=True)
     sys.stdin.read()
