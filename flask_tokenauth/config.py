@@ -467,6 +467,11 @@ _OPTIONAL_DURATIONS = ("JWT_SESSION_MAX_AGE", "JWT_REFRESH_REUSE_GRACE")
 TOKEN_LOCATIONS = ("headers", "cookies", "query_string")
 
 
+def locations_of(value: Any) -> Tuple[str, ...]:
+    """``JWT_TOKEN_LOCATION`` as a tuple: one name may be given as a string."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def check_settings(conf: Mapping[str, Any]) -> None:
     """Refuse at ``init_app`` durations and token locations that cannot work,
     rather than with a 500 on the first login."""
@@ -481,12 +486,11 @@ def check_settings(conf: Mapping[str, Any]) -> None:
                 raise ConfigurationError("%s must not be negative, not %r" % (key, value))
         except TypeError as exc:
             raise ConfigurationError("%s: %s" % (key, exc)) from exc
-    locations = conf.get("JWT_TOKEN_LOCATION", DEFAULTS["JWT_TOKEN_LOCATION"])
-    locations = [locations] if isinstance(locations, str) else list(locations or ())
+    locations = locations_of(conf.get("JWT_TOKEN_LOCATION", DEFAULTS["JWT_TOKEN_LOCATION"]) or ())
     unknown = [where for where in locations if where not in TOKEN_LOCATIONS]
     if unknown or not locations:
         raise ConfigurationError(
-            "JWT_TOKEN_LOCATION %r: use one or more of %s" % (locations, ", ".join(TOKEN_LOCATIONS))
+            "JWT_TOKEN_LOCATION %r: use one or more of %s" % (list(locations), ", ".join(TOKEN_LOCATIONS))
         )
 
 
@@ -539,10 +543,7 @@ class Config:
 
     @property
     def token_locations(self) -> Tuple[str, ...]:
-        value = self.get("JWT_TOKEN_LOCATION")
-        if isinstance(value, str):
-            return (value,)
-        return tuple(value)
+        return locations_of(self.get("JWT_TOKEN_LOCATION"))
 
     @property
     def query_string_name(self) -> str:
