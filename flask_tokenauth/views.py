@@ -163,8 +163,7 @@ def login_answer(identity: Any, body: Optional[Mapping[str, Any]] = None) -> Res
     ``body`` adds fields to the JSON answer."""
     jkt = dpop.binding_for_login()
     login = login_tokens(identity, with_refresh=bool(config.refresh_url_rule), dpop_jkt=jkt)
-    answer: Dict[str, Any] = {} if _cookies_only() else {"access_token": str(login.access)}
-    answer.update(body or {})
+    answer = {**_access_body(login.access), **(body or {})}
     return no_store(_deliver(jsonify(answer), login, bound=jkt is not None))
 
 
@@ -173,10 +172,14 @@ def _cookies_only() -> bool:
     return config.token_locations == ("cookies",)
 
 
+def _access_body(access_token: Any) -> Dict[str, Any]:
+    """The login answer's own field: the access token, unless tokens travel
+    only in HttpOnly cookies."""
+    return {} if _cookies_only() else {"access_token": access_token.decode("utf-8")}
+
+
 def default_auth_response_handler(access_token: Any, identity: Any) -> Any:
-    if _cookies_only():
-        return jsonify({})
-    return jsonify({"access_token": access_token.decode("utf-8")})
+    return jsonify(_access_body(access_token))
 
 
 def refresh_view() -> Response:
