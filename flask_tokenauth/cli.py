@@ -16,6 +16,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from .errors import JWTError
+from .serving import ProcessStore
+from .state import app_state
 
 cli = AppGroup("tokenauth", help="Mint, inspect and revoke JWTs; make signing keys.")
 
@@ -107,13 +109,12 @@ def revoke(token: Optional[str], identity: Optional[str]) -> None:
     if (token is None) == (identity is None):
         raise click.UsageError("give either a TOKEN or --identity, not both")
     jwt = _jwt()
-    from .state import app_state
-    from .store.memory import MemoryStore
-
-    if isinstance(app_state().store(), MemoryStore):
+    store = app_state().store()
+    if isinstance(store, ProcessStore) and store.shared is None:
         click.echo(
-            "warning: JWT_TOKEN_STORE is memory://, which lives in this process only: "
-            "a running server will not see this revocation (use a redis:// store)",
+            "warning: the token store is this process's memory (memory://), which a running "
+            "server does not share: it will not see this revocation (set JWT_TOKEN_STORE to "
+            "sqlite:///tokenauth.sqlite3 for one host, or redis:// for several)",
             err=True,
         )
     try:

@@ -75,7 +75,7 @@ class JWT:
         # As Flask-JWT did (apps read it back); None still means "use SECRET_KEY".
         app.config.setdefault("JWT_SECRET_KEY", app.config.get("SECRET_KEY"))
         check_settings(app.config)  # durations and token locations that cannot work
-        state = AppState(self, app.config, explicit)
+        state = AppState(self, app.config, explicit, app.instance_path)
         state.keyring(app.config)  # a key that does not fit the algorithm fails here
         state.open_store()  # so does a store setting that cannot work
         check_cookie_settings(app.config)  # and cookies a browser would drop

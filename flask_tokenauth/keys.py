@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -233,6 +234,20 @@ def thumbprint(jwk: Mapping[str, Any]) -> str:
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(canonical.encode("utf-8")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def fingerprint(key: Key) -> Optional[str]:
+    """A name of the key that signs, the same in every process that has it and
+    telling nothing of a secret (an HMAC of a fixed text under it, or the
+    public key's thumbprint): how processes sharing a store tell whether
+    they sign alike. ``None`` for a key that does not sign."""
+    if key.signing is None:
+        return None
+    if key.algorithm in SYMMETRIC:
+        digest = hmac.new(bytes(key.signing), b"flask-tokenauth signer", hashlib.sha256).digest()
+        return "h:" + base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+    jwk = public_jwk(key)
+    return None if jwk is None else "k:" + thumbprint(jwk)
 
 
 def with_kid(key: Key) -> Key:

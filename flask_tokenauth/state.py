@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
+import time
+import weakref
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from flask import current_app
@@ -18,12 +21,18 @@ from .codec import Keyring
 from .config import DEFAULTS, Config, seconds
 from .errors import ConfigurationError
 from .issuers import outside_from_config
+from .keys import fingerprint
+from .serving import Processes, ProcessStore, needs_shared_state
 from .store import StoreError, TokenStore, open_store
+from .store.memory import MemoryStore
+from .store.sqlite import DEFAULT_FILE, SQLiteStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from .extension import JWT
 
 EXTENSION_KEY = "flask_tokenauth"
+#: The store's spec before it is known how the app is served (never a setting).
+_UNSETTLED = object()
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -31,8 +40,18 @@ logger = logging.getLogger("flask_tokenauth")
 class AppState:
     """Prepared keys and verified-token cache of one app, rebuilt on config change."""
 
-    def __init__(self, jwt: JWT, config: Mapping[str, Any], explicit: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        jwt: JWT,
+        config: Mapping[str, Any],
+        explicit: Iterable[str] = (),
+        instance_path: Optional[str] = None,
+    ) -> None:
         self.jwt = jwt
+        #: The app's instance folder, where relative ``sqlite:///`` paths live.
+        self.instance_path = instance_path
+        #: How the app is served: one process or several.
+        self.processes = Processes()
         #: The JWT_* keys the app set itself before init_app (the rest are defaults).
         self.explicitly_set = frozenset(explicit)
         #: The app's own config mapping (read live: changes after init_app
@@ -50,9 +69,16 @@ class AppState:
         #: "log out everywhere" outlasts tokens made with a long expires_delta.
         self.longest_issued = 0.0
         self._store: Optional[TokenStore] = None
-        self._store_spec: Any = None
+        self._store_spec: Any = _UNSETTLED
+        self._opened_spec: Any = _UNSETTLED
         self._throttle: Any = None
         self._throttle_spec: Any = None
+        self._signer_checked: Optional[Tuple[str, int]] = None
+        self._signer_recheck = 0.0
+        self._signer_warned = False
+        if hasattr(os, "register_at_fork"):
+            me = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(me))
 
     def explicit(self, key: str) -> bool:
         """The app chose this setting: set before init_app, or changed since."""
@@ -91,7 +117,9 @@ class AppState:
         """The app's token store, opened on first use and reopened when
         ``JWT_TOKEN_STORE`` changes. Opened at ``init_app`` too, where a
         setting that cannot work raises ConfigurationError; a store opened
-        later (the setting changed) that cannot work is a StoreError (503)."""
+        later (the setting changed) that cannot work is a StoreError (503).
+        Until a request or a fork tells how the app is served, each call
+        looks again (see :mod:`flask_tokenauth.serving`)."""
         spec = self.config.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
         store = self._store
         if store is not None and spec is self._store_spec:
@@ -103,53 +131,129 @@ class AppState:
             raise StoreError(str(exc)) from exc
 
     def open_store(self) -> TokenStore:
-        """Open (and check) the store ``JWT_TOKEN_STORE`` names, unless it is open."""
-        conf = self.config
-        get = conf.get
+        """Open (and check) the store ``JWT_TOKEN_STORE`` names, unless it is
+        open, and tell it how the app is served once that is known."""
+        get = self.config.get
         with self._lock:
             spec = get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"])
-            if self._store is not None and spec is self._store_spec:
-                return self._store
-            store = open_store(
+            store = self._store
+            if store is None or spec is not self._opened_spec:
+                store = self._open(spec)
+                self._store, self._opened_spec = store, spec
+            several = self.processes.several()
+            if several is not None and isinstance(store, ProcessStore):
+                store.serve(several=several, needs_shared=needs_shared_state(get))
+            # The fast path of store() once the app's serving is known.
+            self._store_spec = spec if several is not None else _UNSETTLED
+            return store
+
+    def _open(self, spec: Any) -> TokenStore:
+        get = self.config.get
+        timeout = seconds(get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
+        cache_size = int(get("JWT_TOKEN_STORE_CACHE_SIZE", DEFAULTS["JWT_TOKEN_STORE_CACHE_SIZE"]))
+        memory = isinstance(spec, MemoryStore) or spec is None or (
+            isinstance(spec, str) and spec.startswith("memory://")
+        )
+        if memory:
+            # Unset: memory in one process, the instance folder's file in several.
+            path = None if self.explicit("JWT_TOKEN_STORE") else self.default_file()
+            return ProcessStore(
+                path,
+                lambda: self._prepared(SQLiteStore(str(path), timeout=timeout, cache_size=cache_size)),
+                spec if isinstance(spec, MemoryStore) else None,
+            )
+        return self._prepared(
+            open_store(
                 spec,
                 prefix=get("JWT_TOKEN_STORE_PREFIX", DEFAULTS["JWT_TOKEN_STORE_PREFIX"]),
-                timeout=seconds(get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"])),
+                timeout=timeout,
                 max_connections=int(
                     get("JWT_TOKEN_STORE_MAX_CONNECTIONS", DEFAULTS["JWT_TOKEN_STORE_MAX_CONNECTIONS"])
                 ),
-                cache_size=int(get("JWT_TOKEN_STORE_CACHE_SIZE", DEFAULTS["JWT_TOKEN_STORE_CACHE_SIZE"])),
+                cache_size=cache_size,
+                instance_path=self.instance_path,
             )
-            store.prepare()
-            self._store, self._store_spec = store, spec
-            return store
+        )
+
+    @staticmethod
+    def _prepared(store: TokenStore) -> TokenStore:
+        store.prepare()
+        return store
+
+    def default_file(self) -> str:
+        """Where the app's SQLite store is when JWT_TOKEN_STORE is unset."""
+        return os.path.join(self.instance_path or os.getcwd(), DEFAULT_FILE)
+
+    def _after_fork(self) -> None:
+        self.processes.forked = True
+        self._store_spec = _UNSETTLED
 
     def login_throttle(self) -> Any:
         """The app's login throttle, or ``None`` when JWT_LOGIN_RATE_LIMIT is unset.
 
         Its counters go where ``JWT_LOGIN_RATE_LIMIT_STORAGE`` says, else beside
-        the token store's entries (its Redis or Redis Cluster), else in memory."""
+        the token store's entries (its SQLite file, Redis or Redis Cluster),
+        else in memory. Counters in memory while several processes serve the
+        app would each allow the limit: a StoreError (503) instead."""
         conf = self.config
         limit = conf.get("JWT_LOGIN_RATE_LIMIT")
         if not limit:
             return None
-        spec = (
-            limit,
-            conf.get("JWT_TOKEN_STORE", DEFAULTS["JWT_TOKEN_STORE"]),
-            conf.get("JWT_LOGIN_RATE_LIMIT_STORAGE"),
-        )
-        if self._throttle is None or spec != self._throttle_spec:
-            from .throttle import LoginThrottle, storage_for
+        from .throttle import LoginThrottle, storage_for
 
-            store = self.store()
-            timeout = seconds(conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
-            storage = storage_for(spec[2], store, timeout)
-            bounded = None if spec[2] else getattr(store, "bounded", None)
+        override = conf.get("JWT_LOGIN_RATE_LIMIT_STORAGE")
+        store = self.store()
+        timeout = seconds(conf.get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
+        storage = storage_for(override, store, timeout)
+        if storage[0].startswith("memory://") and self.processes.several():
+            raise StoreError(
+                "the login throttle's counters would be in each process's memory, and several "
+                "processes serve this app: set JWT_LOGIN_RATE_LIMIT_STORAGE to a shared storage, "
+                "or JWT_TOKEN_STORE to sqlite:/// or redis://"
+            )
+        spec = (limit, override, storage[0], id(storage[1].get("store")))
+        if self._throttle is None or spec != self._throttle_spec:
+            bounded = None if override else getattr(store, "bounded", None)
             with self._lock:  # checked again inside: concurrent first logins share one throttle
                 if self._throttle is not None and spec == self._throttle_spec:
                     return self._throttle
                 self._throttle = LoginThrottle(limit, storage, bounded)
                 self._throttle_spec = spec
         return self._throttle
+
+    def check_signers(self, keyring: Keyring) -> None:
+        """Warn when processes sharing the store sign with other keys than this
+        one (a SECRET_KEY made per process, say): tokens made by one are then
+        refused by the others. Asked once per key and process, and again
+        (at most every 30 s) when a signature fails to verify."""
+        key = keyring.current
+        mark = None if key is None else fingerprint(key)
+        if mark is None:
+            return
+        now = time.monotonic()
+        if self._signer_checked == (mark, os.getpid()) and now < self._signer_recheck:
+            return
+        self._signer_checked, self._signer_recheck = (mark, os.getpid()), now + 30.0
+        try:
+            others = self.store().other_signers(mark)
+        except StoreError:
+            return
+        if others and not self._signer_warned:
+            self._signer_warned = True
+            logger.warning(
+                "processes of this app sign tokens with different keys (this one, %d, and %s): "
+                "a token made by one is refused by the others (\"Signature verification failed\"). "
+                "Give every process the same SECRET_KEY (or JWT_SECRET_KEY, JWT_PRIVATE_KEY): from the "
+                "environment, or with flask_tokenauth.instance_secret(app)",
+                os.getpid(),
+                ", ".join(str(pid) for pid in sorted(others)),
+            )
+
+    def signature_failed(self) -> None:
+        """A token's signature did not verify: perhaps a sibling signs with another key."""
+        keyring = self._keyring
+        if keyring is not None and time.monotonic() >= self._signer_recheck:
+            self.check_signers(keyring)
 
     def note_lifetime(self, seconds: float) -> None:
         if seconds > self.longest_issued:
@@ -173,6 +277,12 @@ class AppState:
             except (KeyError, RuntimeError, StopIteration):
                 break
         cache[token] = (claims, deadline)
+
+
+def _after_fork(ref: weakref.ref[AppState]) -> None:
+    state = ref()
+    if state is not None:
+        state._after_fork()
 
 
 def app_state() -> AppState:

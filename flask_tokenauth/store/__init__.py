@@ -1,6 +1,8 @@
 """Where revocation state lives: a small interface, chosen by URL.
 
 ``JWT_TOKEN_STORE`` is ``"memory://"`` (the default: one process),
+``"sqlite:///name"`` (a file in the app's instance folder, or
+``sqlite:////absolute/path``: shared by every process of one host),
 ``"redis://host:port/db"`` (also ``rediss://`` and ``unix://``: shared by
 every process and host using it), ``"redis+cluster://host:port"`` (also
 ``rediss+cluster://``: a Redis Cluster, one seed node is enough), an existing
@@ -22,7 +24,7 @@ node, even on a cluster).
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..errors import ConfigurationError
 
@@ -124,6 +126,12 @@ class TokenStore:
         Every instance sharing the store must see the same answer."""
         raise NotImplementedError("this token store cannot detect replayed DPoP proofs")
 
+    def other_signers(self, fingerprint: str) -> List[int]:
+        """Record that this process signs with the key ``fingerprint`` names;
+        the ids of live processes sharing this store that sign with another
+        key (optional: ``[]`` where the store cannot tell, as across hosts)."""
+        return []
+
     def prepare(self) -> None:
         """Check the backend when the app starts (optional).
 
@@ -159,8 +167,12 @@ def open_store(
     timeout: float = 1.0,
     max_connections: int = 50,
     cache_size: int = 0,
+    instance_path: Optional[str] = None,
 ) -> TokenStore:
     """The store that ``JWT_TOKEN_STORE`` names (a URL, a client, or a store).
+
+    ``instance_path`` is the app's instance folder, where a relative
+    ``sqlite:///name`` lives.
 
     Raises :class:`~flask_tokenauth.ConfigurationError` for a spec that names
     no store; opening never needs the backend to be reachable.
@@ -173,6 +185,10 @@ def open_store(
         return MemoryStore()
     if isinstance(spec, str):
         scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+        if scheme == "sqlite":
+            from .sqlite import SQLiteStore
+
+            return SQLiteStore.open(spec, instance_path=instance_path, timeout=timeout, cache_size=cache_size)
         if scheme in REDIS_SCHEMES:
             from .redis import RedisStore
 
@@ -180,8 +196,8 @@ def open_store(
                 spec, prefix=prefix, timeout=timeout, max_connections=max_connections, cache_size=cache_size
             )
         raise ConfigurationError(
-            "JWT_TOKEN_STORE %r: unknown scheme %r (use memory://, redis://, rediss://, "
-            "unix://, redis+cluster:// or rediss+cluster://)" % (_safe(spec), scheme)
+            "JWT_TOKEN_STORE %r: unknown scheme %r (use memory://, sqlite:///, redis://, "
+            "rediss://, unix://, redis+cluster:// or rediss+cluster://)" % (_safe(spec), scheme)
         )
     if hasattr(spec, "pipeline") and hasattr(spec, "set"):  # a redis-py client
         from .redis import RedisStore
