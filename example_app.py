@@ -4,6 +4,12 @@ Run it::
 
     python example_app.py                 # serves on http://127.0.0.1:5000
     PORT=8000 SECRET_KEY=... python example_app.py
+    gunicorn -w 4 -b 127.0.0.1:5000 example_app:app   # several workers, one host
+
+Without SECRET_KEY in the environment, a signing key is made once and kept in
+``instance/tokenauth-secret.key``; under several workers, logouts, refresh
+reuse detection and the session state live in ``instance/tokenauth.sqlite3``
+(see the Deploying guide), so every worker agrees.
 
 Open http://127.0.0.1:5000/ in a browser for a small page that logs in and
 out with cookies (HttpOnly token cookies, a CSRF header on every POST), or try
@@ -45,7 +51,7 @@ from flask import Flask, Response, jsonify, request
 from flask_restful import Api, Resource
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from flask_tokenauth import JWT, current_identity, jwt_required
+from flask_tokenauth import JWT, current_identity, instance_secret, jwt_required
 
 
 class User:
@@ -211,10 +217,6 @@ show();
 def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
     """Build the app; ``config`` overrides settings (tests use it)."""
     app = Flask(__name__)
-    # Tokens are signed with SECRET_KEY (or JWT_SECRET_KEY if set). Without
-    # SECRET_KEY in the environment a random key is made: tokens then die
-    # with the process.
-    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
     app.config.update(
         # The header for API clients (curl), cookies with CSRF for the browser page.
         JWT_TOKEN_LOCATION=["headers", "cookies"],
@@ -222,6 +224,11 @@ def create_app(config: Optional[Dict[str, Any]] = None) -> Flask:
         JWT_LOGOUT_URL_RULE="/auth/logout",
     )
     app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        # Tokens are signed with SECRET_KEY (or JWT_SECRET_KEY if set). Without
+        # SECRET_KEY in the environment, a key is made once and kept in the
+        # instance folder: every worker of this host signs with it.
+        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or instance_secret(app)
 
     JWT(app, authenticate, identity)  # adds POST /auth
 
@@ -249,8 +256,6 @@ app = create_app()
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "5000"))
-    if not os.environ.get("SECRET_KEY"):
-        print("Note: no SECRET_KEY set, using a random one: tokens die with this process.")
     login = """'{"username": "alice", "password": "wonderland"}'"""
     print(
         "Serving on http://127.0.0.1:%d - log in with: curl -X POST http://127.0.0.1:%d/auth "

@@ -8,6 +8,7 @@ from .codec import InvalidTokenError
 from .config import DEFAULTS as CONFIG_DEFAULTS
 from .errors import ConfigurationError, JWTError, StoreUnavailable
 from .extension import JWT
+from .instance import instance_secret
 from .issuing import TokenStr
 from .verifying import current_identity, current_token, jwt_required, verify_jwt_in_request
 
@@ -23,6 +24,7 @@ __all__ = [
     "TokenStr",
     "current_identity",
     "current_token",
+    "instance_secret",
     "jwt_required",
     "verify_jwt_in_request",
 ]

@@ -21,6 +21,8 @@ from .keys import SYMMETRIC, Key, keys_from_config, make_key, public_jwks, weak,
 
 #: Raised by PyJWT (and by custom decode handlers) for a token that must be refused.
 InvalidTokenError = _pyjwt.InvalidTokenError
+#: A token whose signature does not match the key that must have made it.
+InvalidSignatureError = _pyjwt.InvalidSignatureError
 
 
 class Keyring:

@@ -320,11 +320,15 @@ SECTIONS: Tuple[Tuple[str, Tuple[Setting, ...]], ...] = (
             Setting("JWT_LOGOUT_URL_RULE", None, "The logout route, e.g. ``\"/auth/logout\"``."),
             Setting(
                 "JWT_TOKEN_STORE",
-                "memory://",
-                "Where revocations, refresh-token families and login counters live: "
-                "``memory://`` (one process), ``redis://``, ``rediss://``, ``unix://``, "
-                "``redis+cluster://``, a ``redis.Redis`` or ``RedisCluster`` client, or a "
-                "``TokenStore`` instance.",
+                None,
+                "Where revocations, refresh-token families, DPoP proof ids and login counters "
+                "live: ``memory://`` (one process), ``sqlite:///name`` (a file in the instance "
+                "folder, or ``sqlite:////absolute/path``: every process of one host), "
+                "``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, a ``redis.Redis`` "
+                "or ``RedisCluster`` client, or a ``TokenStore`` instance. ``None``: memory in one "
+                "process, and ``sqlite:///tokenauth.sqlite3`` once several processes serve an app "
+                "that needs shared state (:doc:`guides/deploying`). ``memory://`` set explicitly "
+                "answers 503 to every write when several processes serve the app.",
             ),
             Setting(
                 "JWT_TOKEN_STORE_PREFIX",

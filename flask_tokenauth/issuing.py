@@ -116,7 +116,9 @@ def sign(payload: Mapping[str, Any], headers: Optional[Dict[str, Any]] = None) -
     exp, iat = claims.get("exp"), claims.get("iat")
     if isinstance(exp, (int, float)) and isinstance(iat, (int, float)):
         state.note_lifetime(exp - iat)
-    token = as_token(state.keyring().encode(claims, headers))
+    keyring = state.keyring()
+    token = as_token(keyring.encode(claims, headers))
+    state.check_signers(keyring)
     cnf = claims.get("cnf")
     signals.send(
         signals.token_issued,

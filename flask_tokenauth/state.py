@@ -73,7 +73,7 @@ class AppState:
         self._opened_spec: Any = _UNSETTLED
         self._throttle: Any = None
         self._throttle_spec: Any = None
-        self._signer_checked: Optional[Tuple[str, int]] = None
+        self._signer_checked: Optional[Tuple[Keyring, int]] = None
         self._signer_recheck = 0.0
         self._signer_warned = False
         if hasattr(os, "register_at_fork"):
@@ -156,7 +156,7 @@ class AppState:
         )
         if memory:
             # Unset: memory in one process, the instance folder's file in several.
-            path = None if self.explicit("JWT_TOKEN_STORE") else self.default_file()
+            path = self.default_file() if spec is None else None
             return ProcessStore(
                 path,
                 lambda: self._prepared(SQLiteStore(str(path), timeout=timeout, cache_size=cache_size)),
@@ -221,19 +221,18 @@ class AppState:
                 self._throttle_spec = spec
         return self._throttle
 
-    def check_signers(self, keyring: Keyring) -> None:
+    def check_signers(self, keyring: Keyring, *, again: bool = False) -> None:
         """Warn when processes sharing the store sign with other keys than this
         one (a SECRET_KEY made per process, say): tokens made by one are then
-        refused by the others. Asked once per key and process, and again
-        (at most every 30 s) when a signature fails to verify."""
-        key = keyring.current
-        mark = None if key is None else fingerprint(key)
+        refused by the others. Asked once per key and process when it first
+        signs, and ``again`` (at most every 30 s) when a signature fails."""
+        now = time.monotonic()
+        if self._signer_checked == (keyring, os.getpid()) and not (again and now >= self._signer_recheck):
+            return
+        self._signer_checked, self._signer_recheck = (keyring, os.getpid()), now + 30.0
+        mark = None if keyring.current is None else fingerprint(keyring.current)
         if mark is None:
             return
-        now = time.monotonic()
-        if self._signer_checked == (mark, os.getpid()) and now < self._signer_recheck:
-            return
-        self._signer_checked, self._signer_recheck = (mark, os.getpid()), now + 30.0
         try:
             others = self.store().other_signers(mark)
         except StoreError:
@@ -252,8 +251,8 @@ class AppState:
     def signature_failed(self) -> None:
         """A token's signature did not verify: perhaps a sibling signs with another key."""
         keyring = self._keyring
-        if keyring is not None and time.monotonic() >= self._signer_recheck:
-            self.check_signers(keyring)
+        if keyring is not None:
+            self.check_signers(keyring, again=True)
 
     def note_lifetime(self, seconds: float) -> None:
         if seconds > self.longest_issued:

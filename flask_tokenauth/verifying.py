@@ -20,7 +20,7 @@ from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from . import signals
-from .codec import InvalidTokenError
+from .codec import InvalidSignatureError, InvalidTokenError
 from .config import DEFAULTS, TYPE_CLAIM, config, identity_claim_of
 from .cookies import check_csrf
 from .dpop import check_request as dpop_check
@@ -113,6 +113,8 @@ def verify_token(state: AppState, token: str, *, expired_ok: bool = False) -> Di
                 state.remember(token, claims, keyring.horizon(token) if outside else None)
             claims = dict(claims)
     except _DECODE_ERRORS as exc:
+        if isinstance(exc, InvalidSignatureError):
+            state.signature_failed()  # a sibling process signing with another key?
         raise invalid("Invalid token", str(exc) or type(exc).__name__) from exc
     if not isinstance(claims, dict):
         raise invalid("Invalid token", "Token payload is not a JSON object")

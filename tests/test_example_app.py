@@ -145,7 +145,7 @@ def test_runs_as_a_script_and_serves_over_http(tmp_path):
 
     output = log_path.read_text()
     assert "Serving on http://127.0.0.1:%d" % port in output
-    assert "no SECRET_KEY set" not in output  # it came from the environment
+    assert "made a secret key" not in output  # it came from the environment
 
 
 def test_predict_needs_the_predict_permission():

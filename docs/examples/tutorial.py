@@ -1,7 +1,6 @@
 """The tutorial's API: Flask-RESTful resources that need a token."""
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import List
 
@@ -9,7 +8,7 @@ from flask import Flask, request
 from flask_restful import Api, Resource
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from flask_tokenauth import JWT, current_identity, jwt_required
+from flask_tokenauth import JWT, current_identity, instance_secret, jwt_required
 
 
 @dataclass
@@ -26,14 +25,16 @@ USERS = [
 ]
 USERS_BY_NAME = {user.username: user for user in USERS}
 USERS_BY_ID = {user.id: user for user in USERS}
+# Checked for unknown usernames too, so that the time an answer takes does not
+# tell which usernames exist.
+DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 
 def authenticate(username, password):
     """Called by POST /auth: the user, or None for wrong credentials."""
     user = USERS_BY_NAME.get(username)
-    if user and check_password_hash(user.password_hash, password):
-        return user
-    return None
+    password_ok = check_password_hash(user.password_hash if user else DUMMY_HASH, password)
+    return user if user and password_ok else None
 
 
 def identity(payload):
@@ -42,7 +43,9 @@ def identity(payload):
 
 
 app = Flask(__name__)
-app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
+# Signs the tokens. Without SECRET_KEY in the environment, a key is made once
+# and kept in the instance folder, so every worker process shares it.
+app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or instance_secret(app)
 app.config["JWT_REFRESH_URL_RULE"] = "/auth/refresh"
 app.config["JWT_LOGOUT_URL_RULE"] = "/auth/logout"
 jwt = JWT(app, authenticate, identity)

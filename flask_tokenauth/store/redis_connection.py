@@ -59,6 +59,17 @@ def _no_retry() -> Any:
     return Retry(NoBackoff(), 0)
 
 
+def _cluster_no_retry() -> Dict[str, Any]:
+    """RedisCluster options for no retries of redis-py's own. Before redis-py 6
+    the client's ``retry`` reached only its node connections, and
+    ``cluster_error_retry_attempts`` (3) retried timeouts on top; from 6 on,
+    ``retry`` governs both and that argument is deprecated."""
+    options: Dict[str, Any] = {"retry": _no_retry()}
+    if int(_redis.__version__.split(".")[0]) < 6:
+        options["cluster_error_retry_attempts"] = 0
+    return options
+
+
 def _retryable(exc: BaseException) -> bool:
     """Errors a later try can cure: connections lost or refused (a restart, a
     failover), a server still loading, a replica that was a master, a slot
@@ -355,7 +366,7 @@ class ClusterLink(RedisLink):
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = self._client = self._make_client(dict(self.options, retry=_no_retry()))
+                    client = self._client = self._make_client(dict(self.options, **_cluster_no_retry()))
         return client
 
     def _one(self, args: Tuple[Any, ...], left: float, first: bool) -> Any:
@@ -434,7 +445,7 @@ class ClusterLink(RedisLink):
 
     def limits_storage(self) -> Tuple[str, Dict[str, Any]]:
         hosts = ",".join("%s:%d" % seed for seed in self.seeds)
-        return "redis+cluster://" + hosts, dict(self.options, retry=_no_retry())
+        return "redis+cluster://" + hosts, dict(self.options, **_cluster_no_retry())
 
     def close(self) -> None:
         client, self._client = self._client, None
