@@ -1,5 +1,5 @@
-"""Sessions across processes: two app processes sharing one real redis-server,
-then the real Redis Cluster, spoken to over real HTTP (urllib); concurrency;
+"""Sessions across processes: two app processes sharing one SQLite file, one
+real redis-server, then the real Redis Cluster, spoken to over real HTTP (urllib); concurrency;
 Redis faults.
 """
 
@@ -32,31 +32,43 @@ from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
     two_os_processes_refresh,
     wait_next_second,
 )
+from tests.sqlite_support import empty_sqlite
 
 STORE_TIMEOUT = 0.5
 LIMIT = "3 per minute"
 
 
-@pytest.fixture(scope="module", params=["redis", "cluster"], name="backend")
+@pytest.fixture(scope="module", params=["sqlite", "redis", "cluster"], name="backend")
 def backend_fixture(request) -> str:
-    """One redis-server, or the Redis Cluster (3 masters, 3 replicas)."""
+    """One SQLite file, one redis-server, or the Redis Cluster (3 masters, 3 replicas)."""
     return request.param
 
 
+@pytest.fixture(scope="module", name="backend_url")
+def backend_url_fixture(backend: str, request, tmp_path_factory) -> str:
+    if backend == "sqlite":
+        return "sqlite:///" + str(tmp_path_factory.mktemp("sqlite") / "store.sqlite3")
+    return request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster").url
+
+
 @pytest.fixture(scope="module", name="apps")
-def apps_fixture(backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess]]:
+def apps_fixture(backend_url: str) -> Iterator[Tuple[AppProcess, AppProcess]]:
     """Two app processes (A and B, on different ports) on the backend, logins
     throttled at 3 failures a minute."""
-    url = request.getfixturevalue("redis_server" if backend == "redis" else "redis_cluster").url
-    with serving(url, count=2, store_timeout=STORE_TIMEOUT, rate_limit=LIMIT, dpop="allowed") as (a, b):
+    options = {"store_timeout": STORE_TIMEOUT, "rate_limit": LIMIT, "dpop": "allowed"}
+    with serving(backend_url, count=2, **options) as (a, b):
         yield a, b
 
 
 @pytest.fixture(name="ab")
-def ab_fixture(apps, backend: str, request) -> Iterator[Tuple[AppProcess, AppProcess]]:
-    """A and B, with the backend holding nothing but the store's markers. The
-    tails of their logs are printed after the test (pytest shows them on failure)."""
-    request.getfixturevalue("redis_client" if backend == "redis" else "cluster")
+def ab_fixture(apps, backend: str, backend_url: str, request) -> Iterator[Tuple[AppProcess, AppProcess]]:
+    """A and B, with the backend holding nothing but the store's markers (its
+    epoch). The tails of their logs are printed after the test (pytest shows
+    them on failure)."""
+    if backend == "sqlite":
+        empty_sqlite(backend_url[len("sqlite:///"):])
+    else:
+        request.getfixturevalue("redis_client" if backend == "redis" else "cluster")
     yield apps
     for name, app in zip("AB", apps):
         print("--- log of app %s ---\n%s" % (name, app.log()[-1500:]))

@@ -1,5 +1,5 @@
-"""One contract for every TokenStore backend: MemoryStore and RedisStore (real
-redis-server), then what only the Redis store does: key layout, lost-state
+"""One contract for every TokenStore backend: MemoryStore, SQLiteStore (a real
+file) and RedisStore (real redis-server), then what only the Redis store does: key layout, lost-state
 markers, settings checked at start, its URL forms and client objects."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from flask_tokenauth import ConfigurationError
 from flask_tokenauth.store import StateLost, Status, StoreError, TokenRef, TokenStore, open_store
 from flask_tokenauth.store.memory import MemoryStore
 from flask_tokenauth.store.redis import GROUPS, RedisStore
+from flask_tokenauth.store.sqlite import SQLiteStore
 from tests.conftest import auth_header, login, make_app
 from tests.redis_server import free_port
 from tests.sessions_support import (  # noqa: F401 - fixtures are used by name
@@ -41,10 +42,18 @@ def verdict(status: Status):
     return status[:3]
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request) -> Iterator[TokenStore]:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path) -> Iterator[TokenStore]:
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        made = SQLiteStore(str(tmp_path / "contract.sqlite3"), timeout=1.0, cache_size=1000)
+        made.prepare()
+        try:
+            yield made
+        finally:
+            made.close()
         return
     client = request.getfixturevalue("redis_client")  # holds the markers only
     server = request.getfixturevalue("redis_server")
@@ -179,6 +188,23 @@ def test_rotate_concurrently_exactly_one_wins(store):
     assert len(winners) == 1, results
     assert set(results) - {None} == {"rec-%d" % winners[0]}
     assert store.rotate(fam("race"), "succ-%d" % winners[0], "next", "rec-next", 60) is None
+
+
+# --- first_use (DPoP proof ids: a jti seen twice is a replay) --------------------
+
+
+def test_first_use_is_true_once_while_remembered(store):
+    assert store.first_use("p1", 0.3) is True
+    assert store.first_use("p1", 0.3) is False
+    assert store.first_use("p2", 0.3) is True
+    time.sleep(0.45)
+    assert store.first_use("p1", 60) is True  # forgotten once its time passed
+    assert store.first_use("p1", 60) is False
+
+
+def test_first_use_concurrently_is_true_for_exactly_one(store):
+    results = run_together(20, lambda i: store.first_use("same-proof", 60))
+    assert results.count(True) == 1, results
 
 
 # --- time to live ---------------------------------------------------------------
