@@ -76,7 +76,14 @@ X = flask_tokenauth added / Flask-JWT-Extended added (<= 0.5), Y =
 flask_tokenauth added / raw PyJWT decode (<= 1.0), Z = flask_tokenauth+Redis
 (cache on) added / Flask-JWT-Extended+Redis added at delay 0 (<= 0.5), and
 C = flask_tokenauth+Redis (cache on) added at 0.5 ms / memory-store added
-(<= 1.5).
+(<= 1.5), and S = flask_tokenauth+SQLite added / memory-store added (<= 2.0).
+
+The SQLite rows use ``JWT_TOKEN_STORE = "sqlite:///<a temporary file>"``,
+the store of one host's workers: the token was looked up before, so the
+lookup is answered from the process's memory once ``PRAGMA data_version``
+and the file's identity say nothing changed. Before timing, the app must
+refuse tokens revoked through another connection on the file (what another
+worker does), one of them just accepted and cached.
 
 Run from the repository root (about 2.5 minutes at the defaults, under one
 with ``--quick``)::
@@ -96,8 +103,10 @@ import gc
 import os
 import platform
 import secrets
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -123,6 +132,7 @@ TARGET_VS_DECODE = 1.0
 TARGET_REDIS_VS_EXTENDED_REDIS = 0.5
 TARGET_CACHE_VS_MEMORY = 1.5  # flask_tokenauth+Redis (cache on) added / memory-store added
 TARGET_CACHE_DELAY_MS = 0.5  # ... at this one-way delay
+TARGET_SQLITE_VS_MEMORY = 2.0  # flask_tokenauth+SQLite added / memory-store added
 DEFAULT_DELAYS = "0,0.25,0.5"  # one-way delays to Redis, milliseconds
 CACHE_SETTLE = 0.5  # seconds of requests after the cache's listener is healthy
 CACHE_READY_TIMEOUT = 10.0
@@ -293,6 +303,33 @@ def check_tokenauth_revocation(name: str, app: Flask) -> None:
     status, body = request_once(app, environ_for("/protected", "JWT " + other))
     if not status.startswith("401") or b"revoked" not in body:
         sys.exit("%s does not consult its store: a revoked token answered %s %r" % (name, status, body))
+
+
+def check_sqlite_revocation(name: str, app: Flask, path: str) -> None:
+    """Tokens revoked through another connection on the app's file (what
+    another worker process does) must be refused at once: one never seen,
+    and one the app had just accepted (and cached)."""
+    from flask_tokenauth.revocation import token_ref
+    from flask_tokenauth.state import EXTENSION_KEY
+    from flask_tokenauth.store.sqlite import SQLiteStore
+
+    jwt = app.extensions["jwt"]
+    sibling = SQLiteStore(path)
+    sibling.prepare()
+    try:
+        for seen_before in (False, True):
+            with app.app_context():
+                other = str(jwt.create_access_token(1))
+                ref = token_ref(app.extensions[EXTENSION_KEY], jwt.decode_token(other))
+            environ = environ_for("/protected", "JWT " + other)
+            if seen_before and not request_once(app, environ)[0].startswith("200"):
+                sys.exit("%s refused a valid token" % name)
+            sibling.revoke_token(ref, 3600)
+            status, body = request_once(app, environ)
+            if not status.startswith("401") or b"revoked" not in body:
+                sys.exit("%s missed another process's revocation: %s %r" % (name, status, body))
+    finally:
+        sibling.close()
 
 
 def check_extended_revocation(name: str, app: Flask, blocklist: Any) -> None:
@@ -517,6 +554,15 @@ def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> in
         "b_prot": (wsgi_batch(app_b, environ_for("/protected", "Bearer " + token_b)), args.calls),
         "raw": (decode_batch(token_a), args.calls),
     }
+    # The SQLite store on a file of its own, as gunicorn's workers share it.
+    sqlite_dir = tempfile.mkdtemp(prefix="tokenauth-bench-")
+    sqlite_path = os.path.join(sqlite_dir, "bench.sqlite3")
+    app_s, token_s = tokenauth_app(store="sqlite:///" + sqlite_path)
+    check("flask_tokenauth+SQLite", app_s, "JWT", token_s)
+    check_tokenauth_revocation("flask_tokenauth+SQLite", app_s)
+    check_sqlite_revocation("flask_tokenauth+SQLite", app_s, sqlite_path)
+    cases["s_open"] = (wsgi_batch(app_s, environ_for("/open")), args.calls)
+    cases["s_prot"] = (wsgi_batch(app_s, environ_for("/protected", "JWT " + token_s)), args.calls)
     if args.no_cache:
         app_nc, token_nc = tokenauth_app(cache_size=0)
         check("flask_tokenauth (no cache)", app_nc, "JWT", token_nc)
@@ -638,7 +684,10 @@ def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> in
 
     # The token must still be accepted after the run: the timings are of the success path.
     check("flask_tokenauth", app_a, "JWT", token_a)
+    check("flask_tokenauth+SQLite", app_s, "JWT", token_s)
     check("Flask-JWT-Extended", app_b, "Bearer", token_b)
+    store_of(app_s).close()
+    shutil.rmtree(sqlite_dir, ignore_errors=True)
     for name, app, prefix, token in rechecks:
         check(name, app, prefix, token)
     for store in redis_stores:
@@ -654,6 +703,11 @@ def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> in
     if args.no_cache:
         rows.append(("flask_tokenauth protected (no cache)", samples["a_prot_nc"]))
     rows.append(("flask_tokenauth added cost (memory store)", added("a_prot", "a_open")))
+    rows += [
+        ("flask_tokenauth+SQLite open", samples["s_open"]),
+        ("flask_tokenauth+SQLite protected", samples["s_prot"]),
+        ("flask_tokenauth added cost (SQLite store)", added("s_prot", "s_open")),
+    ]
     if args.no_cache:
         rows.append(("flask_tokenauth added cost (no cache)", added("a_prot_nc", "a_open")))
     rows += [
@@ -797,6 +851,12 @@ def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> in
         print()
     x = _ratio(a_added, b_added)
     y = _ratio(a_added, raw)
+    s_added = median_added("s_prot", "s_open")
+    sq = _ratio(s_added, a_added)
+    print(
+        "flask_tokenauth+SQLite added / memory-store added = %s (%.2f / %.2f)"
+        % ("n/a" if sq is None else "%.3f" % sq, s_added, a_added)
+    )
     print("flask_tokenauth added / Flask-JWT-Extended added = %s" % ("n/a" if x is None else "%.3f" % x))
     print("flask_tokenauth added / raw PyJWT decode = %s" % ("n/a" if y is None else "%.3f" % y))
     if args.no_cache:
@@ -817,6 +877,7 @@ def measure(args: argparse.Namespace, server: Any, proxies: Optional[Any]) -> in
             "flask_tokenauth+Redis (cache on) added at %g ms / memory-store added = %s"
             % (TARGET_CACHE_DELAY_MS, "n/a" if c is None else "%.3f" % c)
         )
+    print(_target_line("S", sq, TARGET_SQLITE_VS_MEMORY, miss="FAIL"))
     print(_target_line("X", x, TARGET_VS_EXTENDED))
     print(_target_line("Y", y, TARGET_VS_DECODE))
     if server is None:
