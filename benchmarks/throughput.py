@@ -397,7 +397,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         % (
             platform.python_version(),
             _version("Flask"),
-            _version("flask-tokenauth"),
+            _version("flask-tokenauth-jwt"),
             _version("gunicorn"),
             wrk_version(wrk),
         )

@@ -53,7 +53,7 @@ def algorithm_impl(algorithm: Any, setting: str = "JWT_ALGORITHM") -> Any:
     if algorithm not in algorithms:
         hint = (
             " (asymmetric algorithms need the 'cryptography' package: "
-            "pip install flask-tokenauth[crypto])"
+            "pip install 'flask-tokenauth-jwt[crypto]')"
             if algorithm in ASYMMETRIC
             else ""
         )

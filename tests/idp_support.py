@@ -34,7 +34,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -192,7 +191,7 @@ def self_signed_certificate(key: jwk.Key, common_name: str) -> x509.Certificate:
     """A self-signed X.509 certificate for an RSA key (what goes in a JWK's ``x5c``)."""
     private = key.private_key
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -496,7 +495,7 @@ class IdP:
                 handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.write(body)
-        except (ConnectionError, socket.timeout):
+        except (TimeoutError, ConnectionError):
             pass  # the client gave up (a timeout shorter than the delay)
 
     def _jwks_body(self) -> bytes:

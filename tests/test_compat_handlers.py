@@ -449,7 +449,7 @@ def test_jwt_payload_handler_extra_claims_reach_identity_handler():
 
     @jwt.jwt_payload_handler
     def payload(user):
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         return {
             "exp": now + dt.timedelta(minutes=5),
             "iat": now,

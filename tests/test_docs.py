@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import importlib
 import inspect
+import json
 import os
 import re
 import shutil
@@ -165,3 +166,69 @@ def test_tutorial_code_runs_as_the_tutorial_says(tmp_path, monkeypatch):
     revoked = client.get("/profile", headers=access)
     assert revoked.status_code == 401
     assert revoked.get_json()["description"] == "Token has been revoked"
+
+
+def _shell_steps(text: str):
+    """The tutorial's ``sh`` blocks from "Run it" to "Deploy it", as
+    (command, expected JSON or None): a ``# {...}`` line under a command is
+    what the tutorial says it prints."""
+    body = text[text.index("Run it\n"):text.index("Deploy it\n")]
+    steps = []
+    for block in re.findall(r"\.\. code-block:: sh\n\n((?:    .*\n|\n)+)", body):
+        command = ""
+        for line in block.splitlines():
+            line = line[4:]
+            if line.startswith("# {"):
+                steps[-1] = (steps[-1][0], json.loads(line[2:]))
+            elif line.strip():
+                command += line + "\n"
+                if not line.endswith("\\"):
+                    steps.append((command, None))
+                    command = ""
+    return [(command, expected) for command, expected in steps if not command.startswith("flask ")]
+
+
+def test_the_tutorials_shell_steps_work_when_pasted(tmp_path):
+    from tests.served_support import Served, tutorial_folder
+
+    steps = _shell_steps(read("docs", "tutorial.rst"))
+    assert any("ACCESS=$(" in command for command, _ in steps)  # the variables are filled by a command
+    assert any("REFRESH=$(" in command for command, _ in steps)
+    assert sum(1 for _, expected in steps if expected is not None) >= 4
+    folder = tutorial_folder()
+    served = Served(folder, "served:app", server="waitress").start()
+    try:
+        script = "set -eu\n"
+        for number, (command, _) in enumerate(steps):
+            script += command.replace("http://127.0.0.1:5000", served.url) + "echo; echo '@@%d@@'\n" % number
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        outputs = re.split(r"@@\d+@@\n", done.stdout)
+        for (command, expected), output in zip(steps, outputs):
+            if expected is not None:
+                assert json.loads(output) == expected, (command, output)
+    finally:
+        served.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_every_install_command_names_the_distribution_setup_cfg_builds():
+    # "flask-tokenauth" on PyPI is another project: a command naming it installs that.
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, "setup.cfg"))
+    name = config["metadata"]["name"]
+    assert name == "flask-tokenauth-jwt"
+    paths = [os.path.join(REPO, "README.rst"), os.path.join(REPO, "example_app.py")]
+    for pattern in ("docs/**/*.rst", "docs/**/*.py", "flask_tokenauth/**/*.py"):
+        paths += glob.glob(os.path.join(REPO, pattern), recursive=True)
+    named = []
+    for path in paths:
+        with open(path, encoding="utf-8") as source:
+            for found in re.finditer(r"pip install\s+['\"]?([A-Za-z0-9_.\-]+)", source.read()):
+                target = found.group(1)
+                if target.lower().replace("_", "-").startswith("flask-tokenauth"):
+                    named.append((os.path.relpath(path, REPO), target))
+    assert named, "the scan found no install commands: it is broken"
+    assert [entry for entry in named if entry[1] != name] == []

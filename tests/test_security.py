@@ -40,6 +40,19 @@ def public_pem(key: Any) -> str:
     ).decode("ascii")
 
 
+def public_jwk_json(key: Any) -> str:
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    family = RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else ECAlgorithm
+    return family.to_jwk(key.public_key())
+
+
+def public_der(key: Any) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -218,7 +231,7 @@ def test_headers_handler_cannot_change_alg():
 
 def _self_signed_der(key: Any) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -399,11 +412,19 @@ GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END P
         ("HS256", "JWT_SECRET_KEY", lambda k: public_pem(k["rsa"])),
         ("HS256", "JWT_SECRET_KEY", lambda k: public_pem(k["p256"])),
         ("HS512", "JWT_SECRET_KEY", lambda k: public_pem(k["rsa"]).encode()),
+        # Public keys in other shapes, which PyJWT before 2.14 took as HMAC secrets
+        # (CVE-2026-48526 and its follow-ups): an attacker who knows the public key
+        # could then sign tokens.
+        ("HS256", "JWT_SECRET_KEY", lambda k: public_jwk_json(k["rsa"])),
+        ("HS256", "JWT_SECRET_KEY", lambda k: "\ufeff" + public_jwk_json(k["p256"])),
+        ("HS256", "JWT_SECRET_KEY", lambda k: public_der(k["rsa"])),
+        ("HS256", "JWT_SECRET_KEY", lambda k: public_pem(k["rsa"]).replace("\n", "\r\n  ")),
     ],
     ids=[
         "RS256-ec-private", "RS256-ec-public", "PS256-ed25519", "ES256-rsa", "ES256-p384",
         "ES384-p256-public", "EdDSA-rsa", "RS256-garbage-pem", "RS256-not-pem", "ES256-garbage-public",
         "HS256-rsa-public", "HS256-ec-public", "HS512-rsa-public-bytes",
+        "HS256-rsa-jwk", "HS256-ec-jwk-bom", "HS256-rsa-der", "HS256-rsa-pem-respaced",
     ],
 )
 def test_key_not_fitting_algorithm_is_configuration_error_at_init(keys, alg, setting, make_value):

@@ -50,7 +50,7 @@ def require_redis() -> Any:
     if _redis is None:
         raise ImportError(
             "JWT_TOKEN_STORE names Redis but the redis package is missing: "
-            "pip install flask-tokenauth[redis]"
+            "pip install 'flask-tokenauth-jwt[redis]'"
         )
     return _redis
 
