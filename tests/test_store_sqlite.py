@@ -66,6 +66,12 @@ def test_urls_that_name_no_file_are_configuration_errors(url):
     assert "JWT_TOKEN_STORE" in str(caught.value)
 
 
+def test_the_file_and_its_wal_are_readable_by_their_owner_only(store, path):
+    store.revoke_token(ref(), 60)
+    for suffix in ("", "-wal", "-shm"):
+        assert os.stat(path + suffix).st_mode & 0o777 == 0o600, suffix
+
+
 def test_init_app_opens_a_relative_file_under_the_instance_folder(tmp_path):
     from flask import Flask
 

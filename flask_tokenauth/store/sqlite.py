@@ -171,6 +171,9 @@ class SQLiteStore(TokenStore):
     # --- connections ---------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        # Made readable by its owner only (SQLite gives the -wal and -shm files
+        # the same mode): rotation records can hold the tokens a refresh answered.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
