@@ -13,7 +13,8 @@ import logging
 import os
 import secrets
 import stat
-from typing import Any
+
+from flask import Flask
 
 from .errors import ConfigurationError
 
@@ -24,7 +25,7 @@ SECRET_FILE = "tokenauth-secret.key"
 _MINIMUM_CHARS = 32  # HS256 needs 32 bytes (RFC 7518 section 3.2)
 
 
-def instance_secret(app: Any, filename: str = SECRET_FILE) -> str:
+def instance_secret(app: Flask, filename: str = SECRET_FILE) -> str:
     """The app's secret key from ``<instance folder>/<filename>``, made there
     by the first process that asks (64 random URL-safe characters).
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from flask import has_request_context, request
 
@@ -176,7 +176,7 @@ class ProcessStore(TokenStore):
     def limits_storage(self) -> Optional[Tuple[str, Dict[str, Any]]]:
         return self._for_writing().limits_storage()
 
-    def other_signers(self, fingerprint: str) -> list:
+    def other_signers(self, fingerprint: str) -> List[int]:
         found = self._file
         return found.other_signers(fingerprint) if found is not None else []
 

@@ -12,6 +12,7 @@ bound.
 from __future__ import annotations
 
 import os
+import select
 import time
 from typing import Any, Iterator, Tuple
 
@@ -100,23 +101,41 @@ def test_a_token_seen_before_costs_no_round_trip(pair):
     assert mget_calls(server) == before
 
 
-def test_a_logout_on_b_is_refused_by_a_on_its_next_request(pair):
+def reached(app, before: int, timeout: float = 5.0) -> None:
+    """Wait until Redis's invalidation has reached instance ``app``: data is
+    waiting on its invalidation connection, or it already applied one (its
+    sequence moved from ``before``). Over a network, B's answer can reach the
+    client before the invalidation reaches A; the guarantee is that A refuses
+    from the moment it has arrived (every invalidation received is applied
+    before a cached answer), and that is what these tests check."""
+    tracker = tracker_of(app)
+    sockets = [listener.connection._sock for listener in tracker._listeners]
+    deadline = time.monotonic() + timeout
+    while tracker.sequence == before and not select.select(sockets, [], [], 0.005)[0]:
+        assert time.monotonic() < deadline, "the invalidation never reached the instance"
+
+
+def test_a_logout_on_b_is_refused_by_a_once_the_invalidation_reaches_it(pair):
     a, b, _ = pair
     client_a, client_b = a.test_client(), b.test_client()
     access, refresh = login_pair(client_a)
     warm(a, client_a, access)
+    before = tracker_of(a).sequence
     assert client_b.post("/auth/logout", headers=auth_header(access)).status_code == 200
-    answer = client_a.get("/protected", headers=auth_header(access))  # at once
+    reached(a, before)
+    answer = client_a.get("/protected", headers=auth_header(access))
     assert answer.status_code == 401 and answer.get_json() == REVOKED
     assert refresh_with(client_a, refresh).get_json() == REVOKED
 
 
-def test_log_out_everywhere_on_b_is_seen_by_a_at_once(pair):
+def test_log_out_everywhere_on_b_is_seen_by_a_once_the_invalidation_reaches_it(pair):
     a, b, _ = pair
     client_a = a.test_client()
     token = login(client_a)
     warm(a, client_a, token)
+    before = tracker_of(a).sequence
     assert b.test_client().post("/admin/revoke-identity/1").status_code == 200
+    reached(a, before)
     assert client_a.get("/protected", headers=auth_header(token)).get_json() == REVOKED
 
 
@@ -126,9 +145,29 @@ def test_reuse_detected_on_b_revokes_the_family_cached_on_a(pair):
     _, refresh0 = login_pair(client_a)
     rotated = refresh_with(client_a, refresh0).get_json()
     warm(a, client_a, rotated["access_token"])
+    before = tracker_of(a).sequence
     assert refresh_with(client_b, refresh0).get_json() == REUSED  # the spent token, replayed
+    reached(a, before)
     answer = client_a.get("/protected", headers=auth_header(rotated["access_token"]))
     assert answer.get_json() == REVOKED
+
+
+@pytest.mark.parametrize("delay", [0.0005], ids=["0.5 ms each way"])
+def test_with_the_cache_off_a_logout_on_b_is_refused_by_a_on_its_very_next_request(own_redis, delay):
+    proxy = ProxyProcess(own_redis.port, [delay])
+    apps = tuple(instance(proxy.url(delay), JWT_TOKEN_STORE_CACHE_SIZE=0) for _ in range(2))
+    try:
+        a, b = apps
+        client_a = a.test_client()
+        for _ in range(5):
+            access, _ = login_pair(client_a)
+            assert client_a.get("/protected", headers=auth_header(access)).status_code == 200
+            assert b.test_client().post("/auth/logout", headers=auth_header(access)).status_code == 200
+            assert client_a.get("/protected", headers=auth_header(access)).get_json() == REVOKED  # no wait
+    finally:
+        for app in apps:
+            close_app_store(app)
+        proxy.close()
 
 
 def test_the_refresh_race_has_one_winner_with_the_cache_on(pair):

@@ -34,17 +34,17 @@ class SQLiteCounters(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     @property
-    def base_exceptions(self) -> Tuple[Type[Exception], ...]:  # type: ignore[override]
+    def base_exceptions(self) -> Tuple[Type[Exception], ...]:
         return (StoreError, sqlite3.Error)
 
     def incr(self, key: str, expiry: Any, amount: int = 1, *, elastic_expiry: bool = False, **_: Any) -> int:
         return int(self.store.incr(key, float(expiry), amount=amount))
 
     def get(self, key: str) -> int:
-        return self.store.counter(key)[0]
+        return int(self.store.counter(key)[0])
 
     def get_expiry(self, key: str) -> float:
-        return self.store.counter(key)[1]
+        return float(self.store.counter(key)[1])
 
     def check(self) -> bool:
         try:
