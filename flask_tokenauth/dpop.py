@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -40,6 +41,31 @@ _MAX_PROOF_BYTES = 8192
 _NONCE_WINDOW = 300.0  # seconds one server nonce stays current
 _UNRESERVED = "-._~"
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+#: The key each proof algorithm needs: its ``kty`` and, for curves, its ``crv``
+#: (RFC 7518 section 3.4, RFC 8037, RFC 9864).
+_KEYS_OF: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    **{alg: ("RSA", ()) for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
+    "ES256": ("EC", ("P-256",)),
+    "ES256K": ("EC", ("secp256k1",)),
+    "ES384": ("EC", ("P-384",)),
+    "ES512": ("EC", ("P-521",)),
+    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
+    "Ed25519": ("OKP", ("Ed25519",)),
+}
+
+
+class _NotFinite(ValueError):
+    """NaN or Infinity in a proof: Python's json reads them, JSON (RFC 8259) has none."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _json(raw: bytes) -> Any:
+    return json.loads(raw, parse_constant=_refuse_constant)
 
 
 #: PyJWT's algorithms; RFC 9864's "Ed25519" is verified as EdDSA (PyJWT knows that name only).
@@ -167,11 +193,16 @@ def check_proof(*, access_token: Optional[str], token_endpoint: bool) -> str:
     try:
         if not verifier.verify((head + "." + body).encode("ascii"), key, base64url_decode(signature)):
             raise fail("The DPoP proof's signature is invalid")
-        claims = json.loads(base64url_decode(body))
     except JWTError:
         raise
     except Exception:  # a broken segment
         raise fail("The DPoP proof's signature is invalid") from None
+    try:
+        claims = _json(base64url_decode(body))
+    except _NotFinite:
+        raise fail("The DPoP proof holds NaN or Infinity, which JSON does not allow") from None
+    except (ValueError, TypeError, RecursionError):
+        claims = None
     if not isinstance(claims, dict):
         raise fail("The DPoP proof's payload is not a JSON object")
     _check_claims(claims, access_token, fail)
@@ -189,8 +220,10 @@ def _header(head: str, fail: Any) -> Tuple[str, Any, Any, str]:
             raise fail("The DPoP proof's alg must be one of %s" % ", ".join(algorithms()))
         return found
     try:
-        header = json.loads(base64url_decode(head))
-    except (ValueError, TypeError, UnicodeDecodeError):
+        header = _json(base64url_decode(head))
+    except _NotFinite:
+        raise fail("The DPoP proof holds NaN or Infinity, which JSON does not allow") from None
+    except (ValueError, TypeError, RecursionError):  # RecursionError: nesting thousands deep
         raise fail("The DPoP proof is not a compact JWS") from None
     if not isinstance(header, dict) or header.get("typ") != "dpop+jwt":
         raise fail("The DPoP proof's typ must be dpop+jwt")
@@ -202,6 +235,10 @@ def _header(head: str, fail: Any) -> Tuple[str, Any, Any, str]:
         raise fail("The DPoP proof's header has no jwk")
     if _PRIVATE_MEMBERS & set(jwk):
         raise fail("The DPoP proof's jwk holds a private key")
+    kty, curves = _KEYS_OF[alg]
+    if jwk.get("kty") != kty or (curves and jwk.get("crv") not in curves):
+        # RFC 7518 section 3.4: ES384 is P-384 with SHA-384, never P-256 with SHA-384.
+        raise fail("The DPoP proof's jwk is not a usable public key for %s" % alg)
     verifier = _ALGORITHMS.get("EdDSA" if alg == "Ed25519" else alg)
     if verifier is None:  # allowed, but this PyJWT (or its cryptography) lacks it
         raise fail("The DPoP proof's alg must be one of %s" % ", ".join(algorithms()))
@@ -228,7 +265,7 @@ def _check_claims(claims: Dict[str, Any], access_token: Optional[str], fail: Any
         raise fail("The DPoP proof's htu is not this request's URL")
     iat, now, leeway = claims.get("iat"), time.time(), config.leeway
     max_age = seconds(config.get("JWT_DPOP_PROOF_MAX_AGE"))
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not math.isfinite(iat):
         raise fail("The DPoP proof has no iat")
     if iat > now + leeway:
         raise fail("The DPoP proof's iat is in the future")

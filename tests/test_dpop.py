@@ -5,6 +5,8 @@ hand-made with the standard library.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any, Dict, Optional
 
@@ -178,6 +180,11 @@ def hostile(case: str, key: Client, token: str) -> Dict[str, Any]:
         ),
         "garbage": "not-a-proof",
         "payload not an object": key.proof("GET", url, token, raw_payload="[1, 2]"),
+        # NaN passes both "too old" and "in the future": such a proof would never expire.
+        "iat NaN": key.proof("GET", url, token, raw_payload=_with_iat(claims, "NaN")),
+        "iat Infinity": key.proof("GET", url, token, raw_payload=_with_iat(claims, "-Infinity")),
+        "ES384 with a P-256 key": curve_mismatch(claims),
+        "header nested 2900 deep": hand_signed(claims, lambda jwk: "[" * 2900 + "]" * 2900),
     }
     if case == "two headers":
         first = key.proof("GET", url, token)
@@ -208,7 +215,46 @@ HOSTILE = {
     "alg HS256": "The DPoP proof's alg must be one of ES256, ES384, RS256, PS256, EdDSA, Ed25519",
     "garbage": "The DPoP proof is not a compact JWS",
     "payload not an object": "The DPoP proof's payload is not a JSON object",
+    "iat NaN": "The DPoP proof holds NaN or Infinity, which JSON does not allow",
+    "iat Infinity": "The DPoP proof holds NaN or Infinity, which JSON does not allow",
+    "ES384 with a P-256 key": "The DPoP proof's jwk is not a usable public key for ES384",
+    "header nested 2900 deep": "The DPoP proof is not a compact JWS",
 }
+
+
+def _with_iat(claims: Dict[str, Any], literal: str) -> str:
+    """The claims as JSON with ``iat`` written as ``literal`` (NaN is not JSON:
+    Python's json module writes and reads it all the same)."""
+    return json.dumps({**claims, "iat": 0}).replace('"iat": 0', '"iat": ' + literal)
+
+
+def hand_signed(claims: Dict[str, Any], header: Any, digest: Any = None) -> str:
+    """A proof made with the standard library and ``cryptography``, for headers
+    no JOSE library would write: ``header(jwk)`` is the header's JSON text for
+    the public JWK of a new P-256 key, which signs with ``digest`` (SHA-256)
+    as RFC 7518 writes ECDSA signatures (r || s)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    from jwt.algorithms import ECAlgorithm
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    signing_input = "%s.%s" % (b64url(header(jwk).encode()), b64url(json.dumps(claims).encode()))
+    r, s_ = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(digest or hashes.SHA256())))
+    return signing_input + "." + b64url(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+
+
+def curve_mismatch(claims: Dict[str, Any]) -> str:
+    """A proof that says ES384 but is signed with a P-256 key (and SHA-384)."""
+    from cryptography.hazmat.primitives import hashes
+
+    header = lambda jwk: json.dumps({"typ": "dpop+jwt", "alg": "ES384", "jwk": jwk})  # noqa: E731
+    return hand_signed(claims, header, hashes.SHA384())
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
