@@ -75,3 +75,53 @@ def test_logout_and_throttle_over_a_unix_socket(unix_redis):
         {"JWT_TOKEN_STORE": "unix://%s" % unix_redis.socket, "JWT_LOGIN_RATE_LIMIT": "2 per minute"}
     )
     assert other.test_client().post("/auth", json={"username": "ann", "password": "x"}).status_code == 429
+
+
+SECRET_PASSWORD = "hunter2-5ecret"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "redis://:{pw}@127.0.0.1:{port}/0",
+        "redis://user:{pw}@127.0.0.1:{port}/0",
+        "redis://user:pa@{pw}@127.0.0.1:{port}/0",  # an @ inside the password
+        "redis://127.0.0.1:{port}/0?password={pw}",
+        "redis://127.0.0.1:{port}/0?db=0&password={pw}",
+        "rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none&password={pw}",
+        "unix:///nonexistent/redis.sock?password={pw}",
+    ],
+)
+def test_a_password_in_the_store_url_is_never_logged(template, caplog):
+    import logging
+
+    from tests.redis_server import free_port
+
+    caplog.set_level(logging.DEBUG)
+    url = template.format(pw=SECRET_PASSWORD, port=free_port())
+    app = make_app({"JWT_TOKEN_STORE": url, "JWT_TOKEN_STORE_TIMEOUT": 0.3})
+    client = app.test_client()
+    answer = client.get("/protected", headers=auth_header(login(client)))  # the store is down: 503
+    assert answer.status_code == 503
+    assert SECRET_PASSWORD not in answer.get_data(as_text=True)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "unreachable" in logged
+    assert SECRET_PASSWORD not in logged and "hunter2" not in logged
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://u:{pw}@127.0.0.1:7000/3",  # a cluster has only db 0
+        "redis+cluster://127.0.0.1:7000,nohost?password={pw}",
+        "bogus://u:{pw}@host/0",
+        "sqlite:///x.sqlite3?password={pw}",
+    ],
+)
+def test_a_password_in_a_refused_store_url_is_not_in_the_error(url):
+    from flask_tokenauth import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        make_app({"JWT_TOKEN_STORE": url.format(pw=SECRET_PASSWORD)})
+    assert "JWT_TOKEN_STORE" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

@@ -211,11 +211,20 @@ def open_store(
 
 
 def _safe(url: str) -> str:
-    """``url`` without a password, for messages and logs."""
+    """``url`` for messages and logs: any password in its user part and the
+    value of every query parameter (``?password=...``) replaced by ``***``."""
     head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
         return url
-    return "%s://***@%s" % (head, rest.split("@", 1)[1])
+    rest, _, fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:  # the last @ ends the user part: a password may hold one
+        netloc = "***@" + netloc.rpartition("@")[2]
+    if question:
+        names = [part.partition("=")[0] for part in query.replace(";", "&").split("&") if part]
+        query = "&".join(name + "=***" for name in names)
+    return "%s://%s%s%s%s%s" % (head, netloc, slash, path, question, query) + ("#***" if fragment else "")
 
 
 __all__ = [

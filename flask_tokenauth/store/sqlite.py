@@ -47,7 +47,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..errors import ConfigurationError
-from . import StateLost, Status, StoreError, TokenRef, TokenStore, required
+from . import StateLost, Status, StoreError, TokenRef, TokenStore, _safe, required
 
 logger = logging.getLogger("flask_tokenauth")
 
@@ -93,7 +93,7 @@ def path_of(url: str, instance_path: Optional[str]) -> str:
     if head.lower() != "sqlite" or not sep or not rest.startswith("/") or "?" in rest or "#" in rest:
         raise ConfigurationError(
             "JWT_TOKEN_STORE %r: use sqlite:///name (a file in the app's instance folder) or "
-            "sqlite:////absolute/path" % url
+            "sqlite:////absolute/path" % _safe(url)
         )
     path = rest[1:]
     if not path or path.endswith("/"):
