@@ -162,10 +162,12 @@ def verify_jwt_in_request(
     requires a DPoP-bound token (RFC 9449) even when ``JWT_DPOP`` is ``"allowed"``.
     A bound token is always checked against the request's DPoP proof.
     Raises :class:`JWTError` (401; 403; 503 when the token store is unreachable).
-    ``OPTIONS`` requests (CORS preflight) pass unchecked.
+    ``OPTIONS`` requests (CORS preflight) pass unchecked where Flask answers
+    them itself; a view that handles ``OPTIONS`` (its ``methods`` list it, or
+    ``provide_automatic_options=False``) is checked like any other method.
     """
     req = request._get_current_object()  # type: ignore[attr-defined]
-    if req.method == "OPTIONS":
+    if req.method == "OPTIONS" and _answered_by_flask(req):
         return None
     state = app_state()
     realm = realm or state.config.get("JWT_DEFAULT_REALM") or config.realm
@@ -208,6 +210,13 @@ def verify_jwt_in_request(
         raise challenge(error, realm, "invalid_token" if token is not None else None) from None
     req.environ[_ENVIRON_KEY] = (identity, claims)
     return claims
+
+
+def _answered_by_flask(req: Any) -> bool:
+    """An ``OPTIONS`` request that Flask answers without running the view
+    (automatic OPTIONS), or one no route matched (a 404 or 405 follows)."""
+    rule = req.url_rule
+    return rule is None or bool(getattr(rule, "provide_automatic_options", False))
 
 
 def jwt_required(

@@ -409,22 +409,74 @@ def test_async_view_under_jwt_required(decorator):
     assert response.get_json() == {"who": "ann", "identity": 2}
 
 
-def test_options_to_view_handling_options_passes_without_token():
+def test_options_to_a_view_that_handles_options_itself_needs_a_token():
+    # The view's own OPTIONS branch runs as the view: it must not run for anyone.
     app = make_app()
+    ran = []
 
     @app.route("/cors", methods=["GET", "OPTIONS"])
     @jwt_required()
     def cors():
         if request.method == "OPTIONS":
+            ran.append(current_identity)
             return "", 204, {"X-Preflight": "handled-by-view"}
         return jsonify(who=who())
 
     client = app.test_client()
-    preflight = client.options("/cors")
-    assert preflight.status_code == 204
-    assert preflight.headers["X-Preflight"] == "handled-by-view"
+    refused = client.options("/cors")
+    assert refused.status_code == 401 and ran == []
+    assert refused.get_json()["description"] == "Request does not contain an access token"
+    preflight = client.options("/cors", headers=auth_header(login(client)))
+    assert preflight.status_code == 204 and preflight.headers["X-Preflight"] == "handled-by-view"
     assert client.get("/cors").status_code == 401
-    assert client.get("/cors", headers=auth_header(login(client))).get_json() == {"who": "joe"}
+
+
+def test_options_that_flask_answers_itself_pass_without_a_token():
+    from flask_restful import Api, Resource
+
+    from flask_tokenauth import verify_jwt_in_request
+
+    app = make_app()
+    guarded = Blueprint("guarded", __name__)
+
+    @guarded.before_request
+    def guard():
+        verify_jwt_in_request()
+
+    @guarded.route("/inside")
+    def inside():
+        return jsonify(who=who())
+
+    app.register_blueprint(guarded, url_prefix="/bp")
+
+    class Open(Resource):
+        method_decorators = [jwt_required()]
+
+        def get(self):
+            return {"who": who()}
+
+    class Preflighted(Resource):
+        method_decorators = [jwt_required()]
+
+        def get(self):
+            return {"who": who()}
+
+        def options(self):
+            return {"preflight": "by the resource"}
+
+    api = Api(app)
+    api.add_resource(Open, "/resource")
+    api.add_resource(Preflighted, "/preflighted")
+    client = app.test_client()
+    for path in ("/protected", "/bp/inside", "/resource"):  # CORS preflights carry no token
+        answer = client.options(path)
+        assert answer.status_code == 200 and "GET" in answer.headers["Allow"], path
+        assert client.get(path).status_code == 401
+    assert client.options("/preflighted").status_code == 401  # the resource's own options()
+    token = login(client)
+    answer = client.options("/preflighted", headers=auth_header(token))
+    assert answer.get_json() == {"preflight": "by the resource"}
+    assert client.get("/bp/inside", headers=auth_header(token)).get_json() == {"who": "joe"}
 
 
 # --------------------------------------------------------------------------
