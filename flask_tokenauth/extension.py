@@ -19,6 +19,7 @@ from .cookies import check_cookie_settings, clear_session_cookies
 from .errors import JWTError, default_error_handler, render_error
 from .reader import default_request_handler
 from .state import EXTENSION_KEY, AppState, app_state
+from .throttle import normalize_username
 
 C = TypeVar("C", bound=Callable[..., Any])
 
@@ -56,6 +57,7 @@ class JWT:
         self.jwt_error_callback: Callable[..., Any] = default_error_handler
         self.request_callback: Callable[..., Any] = default_request_handler
         self.permissions_callback: Optional[Callable[..., Any]] = None
+        self.login_username_callback: Callable[[str], str] = normalize_username
         if app is not None:
             self.init_app(app)
 
@@ -182,6 +184,16 @@ class JWT:
         """``callback(identity)`` returns the permissions to put into its tokens
         at login (else the identity's ``permissions`` attribute or key is used)."""
         self.permissions_callback = callback
+        return callback
+
+    def login_username_loader(self, callback: C) -> C:
+        """``callback(username)`` returns the form of a login's username that
+        :confval:`JWT_LOGIN_RATE_LIMIT` counts failures under. The default,
+        :func:`~flask_tokenauth.throttle.normalize_username`, folds case and
+        Unicode compatibility forms and strips surrounding white space: give
+        the rule your own user lookup follows, so that no variant of one
+        username gets a limit of its own."""
+        self.login_username_callback = callback
         return callback
 
     # --- the modern API ----------------------------------------------------

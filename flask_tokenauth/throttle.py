@@ -14,10 +14,12 @@ which ``werkzeug.middleware.proxy_fix.ProxyFix`` corrects behind a proxy.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import threading
 import time
+import unicodedata
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
@@ -105,15 +107,19 @@ class LoginThrottle:
         return self._bounded(lambda: self.limiter.get_window_stats(self.item, *key))
 
     def _keys(self, username: str) -> Tuple[Tuple[str, str], Tuple[str, str]]:
-        # Usernames are hashed: the store never holds what someone typed. The
-        # namespace is part of the key itself (every limits version keeps it).
-        name = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()[:32]
-        return ("tokenauth-login/user", name), ("tokenauth-login/addr", request.remote_addr or "unknown")
+        # The address first: while it is over its limit, no counter is made for
+        # the usernames it tries. Usernames are hashed: the store never holds
+        # what someone typed. The namespace is part of the key itself (every
+        # limits version keeps it).
+        name = hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return ("tokenauth-login/addr", address_key(request.remote_addr)), ("tokenauth-login/user", name)
 
-    def reserve(self, username: str) -> List[Tuple[str, str]]:
+    def reserve(self, username: str, typed: Optional[str] = None) -> List[Tuple[str, str]]:
         """Count this attempt against both limits, atomically, before the
         password is checked (so parallel guesses cannot all slip through);
-        raise 429 when either limit is already used up."""
+        raise 429 when either limit is already used up. ``username`` is in
+        the form the throttle counts (:func:`normalize_username`); ``typed``,
+        what the client sent, goes into the ``login_throttled`` signal."""
         reserved: List[Tuple[str, str]] = []
         for key in self._keys(username):
             reserved.append(key)
@@ -123,7 +129,10 @@ class LoginThrottle:
                 wait = max(1, math.ceil(reset - time.time()))
                 logger.warning("login throttled (%s over %s)", key[0].rsplit("/", 1)[-1], self.item)
                 signals.send(
-                    signals.login_throttled, username=username, address=request.remote_addr, retry_after=wait
+                    signals.login_throttled,
+                    username=username if typed is None else typed,
+                    address=request.remote_addr,
+                    retry_after=wait,
                 )
                 raise JWTError(
                     "Too Many Requests",
@@ -142,6 +151,36 @@ class LoginThrottle:
             if self._stats(key).remaining < self.item.amount:
                 name, expiry = self.item.key_for(*key), self.item.get_expiry()
                 self._bounded(partial(self.storage.incr, name, expiry, amount=-1))
+
+
+def normalize_username(username: str) -> str:
+    """The form of a username the login limit counts failures under: Unicode
+    NFKC with case folded (``"Ｊoe"``, ``"JOE"`` and ``"joe"`` are one), and
+    no surrounding white space. An app whose own lookup treats other variants
+    as the same user sets its own rule with ``@jwt.login_username_loader``."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    return folded.strip()
+
+
+#: An IPv6 client is counted by its /64 network: one subscriber's share
+#: (RFC 6177), which it can fill with as many addresses as it likes.
+IPV6_PREFIX = 64
+
+
+def address_key(address: Optional[str]) -> str:
+    """How a client address is counted: an IPv4 address as it is, an IPv6 one
+    by its /64 network (an IPv4-mapped one as its IPv4 address)."""
+    if not address:
+        return "unknown"
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])  # no zone index
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
 
 
 def _storage_errors() -> Tuple[Type[BaseException], ...]:
@@ -163,7 +202,15 @@ def throttled_login(username: str, attempt: Any) -> Any:
     if throttle is None:
         return attempt()
     try:
-        reserved = throttle.reserve(username)
+        loader = app_state().jwt.login_username_callback
+        counted = loader(username)
+        if not isinstance(counted, str):
+            raise TypeError("the login_username_loader must return a str, not %r" % type(counted))
+    except TypeError as exc:
+        logger.error("login throttle cannot work: %s", exc)
+        raise StoreUnavailable("The login throttle cannot count this login; try again shortly") from exc
+    try:
+        reserved = throttle.reserve(counted, username)
     except _storage_errors() as exc:
         if not config.store_fail_open:
             logger.error("login throttle store unreachable: %s", exc)

@@ -138,6 +138,65 @@ def test_username_counter_is_case_insensitive():
     assert len(recorder.calls) == 3
 
 
+def test_variants_of_one_username_share_one_limit():
+    # Forms the app's own lookup (or a user) would take for the same name.
+    recorder = Recorder()
+    client = throttled_app(recorder=recorder).test_client()
+    # Fullwidth letters are NFKC-equal to ASCII ones.
+    variants = ["joe", " joe", "joe ", "\tJOE\n", "\uff4a\uff4f\uff45", "Joe", "\uff2a\uff2f\uff25"]
+    addresses = ["198.51.100.%d" % n for n in range(1, 40)]
+    answers = [attempt(client, variants[n % len(variants)], "wrong", addresses[n]) for n in range(30)]
+    assert len(recorder.calls) == 3, recorder.calls
+    assert sum(1 for answer in answers if answer.status_code == 429) == 27
+
+
+def test_the_app_chooses_how_usernames_are_counted():
+    recorder = Recorder()
+    app = throttled_app(recorder=recorder)
+
+    @app.extensions["jwt"].login_username_loader
+    def same_mailbox(username: str) -> str:  # "joe+anything@x" is joe's mailbox
+        local, _, domain = username.lower().partition("@")
+        return local.split("+", 1)[0] + "@" + domain
+
+    client = app.test_client()
+    names = ["joe@x.test", "joe+1@x.test", "JOE+work@X.test", "joe+2@x.test"]
+    answers = [attempt(client, name, "wrong", "198.51.100.%d" % n) for n, name in enumerate(names)]
+    assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+    assert_bad_credentials(attempt(client, "ann@x.test", "wrong", "198.51.100.99"))
+
+
+def test_an_ipv6_client_is_counted_by_its_64():
+    recorder = Recorder()
+    client = throttled_app(recorder=recorder).test_client()
+    same_64 = ["2001:db8:1:2::%x" % n for n in range(1, 30)]
+    answers = [attempt(client, "user%d" % n, "wrong", addr) for n, addr in enumerate(same_64)]
+    assert len(recorder.calls) == 3
+    assert_throttled(answers[3])
+    assert_bad_credentials(attempt(client, "other", "wrong", "2001:db8:1:3::1"))  # the next /64
+    assert_bad_credentials(attempt(client, "zed", "wrong", "::ffff:192.0.2.7"))  # IPv4-mapped
+    for n in range(2):
+        assert_bad_credentials(attempt(client, "zed%d" % n, "wrong", "192.0.2.7"))
+    assert_throttled(attempt(client, "zed9", "wrong", "::ffff:192.0.2.7"))  # one counter for both forms
+
+
+def test_a_throttled_address_makes_no_counter_for_the_usernames_it_tries(redis_server, redis_client):
+    app = throttled_app({"JWT_TOKEN_STORE": redis_server.url})
+    try:
+        client = app.test_client()
+        for n in range(3):
+            assert_bad_credentials(attempt(client, "guess%d" % n, "wrong", A))
+        before = redis_client.keys("*tokenauth-login/user*")
+        assert len(before) == 3
+        for n in range(200):  # a flood of new usernames from the throttled address
+            assert_throttled(attempt(client, "flood%d" % n, "wrong", A))
+        assert len(redis_client.keys("*tokenauth-login/user*")) == 3
+        assert len(redis_client.keys("*tokenauth-login/addr*")) == 1
+    finally:
+        close_throttle(app)
+        close_app_store(app)
+
+
 def test_failed_logins_per_address():
     recorder = Recorder()
     client = throttled_app(recorder=recorder).test_client()
