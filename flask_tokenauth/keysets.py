@@ -10,9 +10,17 @@ and ``JWT_JWKS_URL`` verify outside tokens with:
   Ed25519). Never from the token: its ``alg`` must be one of those.
   Symmetric and encryption keys of an outside issuer are never used.
 - **Caching** follows ``Cache-Control: max-age`` within bounds; an unknown
-  ``kid`` refetches after a short cooldown; an issuer that is down leaves the
-  known keys in use for a bounded time (logged). One fetch per issuer at a
-  time: while it runs, requests with known keys carry on.
+  ``kid`` refetches, at most once per cooldown (``JWT_JWKS_REFRESH_INTERVAL``,
+  counted from every try, failed ones included); an issuer that is down
+  leaves the known keys in use for a bounded time (logged), and a token with
+  an unknown ``kid`` gets 503 meanwhile (a new key cannot be told from a
+  forged one).
+- **Fetching**: one fetch per issuer at a time. While it runs, requests with
+  known keys carry on, and requests that need its result wait for it rather
+  than start another. ``JWT_JWKS_TIMEOUT`` bounds a whole fetch, however
+  slowly the answer trickles in; at most 1 MiB, http(s) only, and redirects
+  only within the URL's origin (never to another host, nor from https to
+  http).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -35,7 +44,29 @@ logger = logging.getLogger("flask_tokenauth")
 
 _MAX_DOCUMENT_BYTES = 1024 * 1024
 _MAX_TTL = 86400.0  # a day: an issuer that asks for more is not believed
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _origin(url: str) -> Tuple[str, str, int]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the URL's own origin (scheme, host and
+    port): keys found on another host, or over http after https, are not the
+    issuer's."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if _origin(newurl) != _origin(req.full_url):
+            raise urllib.error.HTTPError(
+                req.full_url, code, "redirect to another origin refused", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOrigin())
+
 
 #: Algorithms each key type can verify, and the one it implies without any hint.
 _FAMILIES: Dict[Tuple[str, Optional[str]], Tuple[Tuple[str, ...], str]] = {
@@ -54,16 +85,42 @@ def unavailable(description: str) -> JWTError:
 
 
 def fetch_json(url: str, timeout: float) -> Tuple[Any, Optional[float]]:
-    """A JSON document and its ``Cache-Control`` max-age (``None`` when absent)."""
+    """A JSON document and its ``Cache-Control`` max-age (``None`` when absent).
+
+    ``timeout`` bounds the whole fetch, not each read: a server that trickles
+    its answer is cut off at the deadline. Only http(s) URLs, at most 1 MiB,
+    redirects only within the URL's origin."""
+    deadline = time.monotonic() + timeout
+    if _origin(url)[0] not in ("http", "https"):
+        raise ValueError("%s: only http and https URLs are fetched" % url)
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with _OPENER.open(request, timeout=timeout) as answer:
-        raw = answer.read(_MAX_DOCUMENT_BYTES + 1)
         control = answer.headers.get("Cache-Control") or ""
-    if len(raw) > _MAX_DOCUMENT_BYTES:
-        raise ValueError("document larger than 1 MiB")
+        declared = answer.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > _MAX_DOCUMENT_BYTES:
+            raise ValueError("document larger than 1 MiB")
+        sock = getattr(getattr(getattr(answer, "fp", None), "raw", None), "_sock", None)
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no whole answer within %g s" % timeout)
+            if sock is not None:  # each read waits at most until the deadline
+                sock.settimeout(left)
+            chunk = answer.read1(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _MAX_DOCUMENT_BYTES:
+                raise ValueError("document larger than 1 MiB")
     found = re.search(r"(?:^|[,\s])max-age=(\d+)", control)
     max_age = float(found.group(1)) if found and "no-store" not in control else None
-    return json.loads(raw), max_age
+    try:
+        return json.loads(b"".join(chunks)), max_age
+    except RecursionError:
+        raise ValueError("document nested too deeply") from None
 
 
 def algorithms_for(
@@ -118,13 +175,22 @@ class KeySet:
         self.advertised = tuple(advertised)
         self._snapshot: Optional[_Snapshot] = None
         self._fetching = threading.Lock()
-        self._retry_after = float("-inf")
+        #: When the last fetch started (monotonic), and whether it failed: the
+        #: cooldown counts from every try, a failed one included.
+        self._tried = float("-inf")
+        self._failed = False
 
     def select(self, kid: Optional[str], alg: Any) -> Key:
         """The key that must have verified a token with this ``kid`` and ``alg``."""
-        snapshot = self._fresh()
+        snapshot = self._usable()
         if kid is not None and kid not in snapshot.keys:
-            snapshot = self._refetch_for(kid, snapshot)
+            # Perhaps a new key (the issuer rotated): fetch again, at most once
+            # per cooldown, one fetch at a time.
+            self._fetch_once()
+            snapshot = self._snapshot or snapshot
+            if kid not in snapshot.keys and self._failed:
+                # While the issuer cannot be reached, a new key cannot be told from a forged kid.
+                raise unavailable("The issuer's key set cannot be fetched; try again shortly")
         if kid is None:
             fits = [k for keys in snapshot.keys.values() for k in keys if k.algorithm == alg]
             if len(fits) != 1:
@@ -147,50 +213,59 @@ class KeySet:
 
     # --- fetching ----------------------------------------------------------------
 
-    def _fresh(self) -> _Snapshot:
+    def _usable(self) -> _Snapshot:
+        """Keys that may be used now. Current ones as they are; expired ones
+        while a refresh is due (this request starts it unless another runs),
+        for up to ``stale_for``; none: wait for a fetch, or 503."""
         snapshot = self._snapshot
         now = time.monotonic()
         if snapshot is not None and now < snapshot.expires:
             return snapshot
-        if snapshot is None:  # nothing to go on yet: wait for the one fetch
-            with self._fetching:
-                if self._snapshot is None:
-                    self._fetch(fail_hard=True)
-                assert self._snapshot is not None
-                return self._snapshot
-        # Expired: this request refreshes unless another one already does, in
-        # which case it carries on with the keys it has.
-        if now >= self._retry_after and self._fetching.acquire(blocking=False):
+        if snapshot is not None and now < snapshot.expires + self.stale_for:
+            if now - self._tried >= self.cooldown and self._fetching.acquire(blocking=False):
+                try:
+                    self._fetch()
+                finally:
+                    self._fetching.release()
+            return self._snapshot or snapshot
+        self._fetch_once()
+        snapshot = self._snapshot
+        if snapshot is None or time.monotonic() >= snapshot.expires + self.stale_for:
+            raise unavailable("The issuer's key set cannot be fetched; try again shortly")
+        return snapshot
+
+    def _fetch_once(self) -> None:
+        """Fetch, unless a try was made within the cooldown; while another
+        request fetches, wait for its result (at most the fetch's own deadline)
+        instead of starting a second fetch."""
+        if self._fetching.acquire(blocking=False):
             try:
-                self._fetch(fail_hard=now >= snapshot.expires + self.stale_for)
+                if time.monotonic() - self._tried >= self.cooldown:
+                    self._fetch()
             finally:
                 self._fetching.release()
-        elif now >= snapshot.expires + self.stale_for:
-            raise unavailable("The issuer's key set cannot be fetched; try again shortly")
-        return self._snapshot or snapshot
+        elif self._fetching.acquire(timeout=self.timeout + 1.0):
+            self._fetching.release()
 
-    def _refetch_for(self, kid: str, snapshot: _Snapshot) -> _Snapshot:
-        """An unknown kid: fetch again (the issuer may have rotated), at most once
-        per cooldown, and never two fetches at a time."""
-        with self._fetching:
-            current = self._snapshot or snapshot
-            if kid in current.keys or time.monotonic() - current.fetched < self.cooldown:
-                return current
-            self._fetch(fail_hard=False)
-            return self._snapshot or current
-
-    def _fetch(self, *, fail_hard: bool) -> None:
-        started = time.monotonic()
+    def _fetch(self) -> None:
+        """One fetch (the caller holds ``_fetching``); a failure is logged and
+        kept in ``_failed``, never raised: the caller decides what it means."""
+        started = self._tried = time.monotonic()
         try:
             document, max_age = fetch_json(self.url, self.timeout)
             keys = self._parse(document)
         except (OSError, ValueError, TypeError, urllib.error.URLError) as exc:
-            self._retry_after = time.monotonic() + self.cooldown
-            if fail_hard or self._snapshot is None:
+            self._failed = True
+            if self._snapshot is None:
                 logger.error("issuer key set %s unusable: %s", self.url, exc)
-                raise unavailable("The issuer's key set cannot be fetched; try again shortly") from exc
-            logger.warning("issuer key set %s unusable (%s): using the keys fetched before", self.url, exc)
+            else:
+                logger.warning(
+                    "issuer key set %s unusable (%s): using the keys fetched before",
+                    self.url,
+                    exc,
+                )
             return
+        self._failed = False
         # At least the refetch cooldown: an issuer saying max-age=0 gets no fetch per request.
         ttl = self.default_ttl if max_age is None else min(max(max_age, self.cooldown), _MAX_TTL)
         self._snapshot = _Snapshot(keys, started, started + ttl)

@@ -17,7 +17,8 @@ Tests steer it through attributes: :attr:`IdP.down` answers 503 to everything,
 :meth:`IdP.stop` is a real outage (connection refused) and :meth:`IdP.start`
 brings it back on the same port, :attr:`IdP.delay` slows the JWK Set answer,
 :attr:`IdP.hits` counts the fetches, :attr:`IdP.metadata_override` and
-:attr:`IdP.jwks_override` change what is served.
+:attr:`IdP.jwks_override` change what is served, :attr:`IdP.trickle` sends the
+JWK Set a byte at a time and :attr:`IdP.jwks_redirect` answers it with a 302.
 
 Two JOSE names for Ed25519: ``"EdDSA"`` (RFC 8037) and ``"Ed25519"`` (RFC 9864,
 the fully specified name). joserfc signs both but warns (``SecurityWarning``)
@@ -323,6 +324,10 @@ class IdP:
         self.down_status = 503
         #: Seconds the JWK Set answer waits (for thundering-herd tests).
         self.delay = 0.0
+        #: Seconds between the bytes of the JWK Set answer (a server that trickles).
+        self.trickle = 0.0
+        #: When set, the JWK Set (asked for without a query) is answered with a 302 to this URL.
+        self.jwks_redirect: Optional[str] = None
 
         #: Requests received per route: "jwks", "discovery" (either metadata document), "other".
         #: Requests answered 503 because of ``down`` are counted too: they were fetch attempts.
@@ -476,6 +481,9 @@ class IdP:
         if self.down:
             status, body = self.down_status, b'{"error":"temporarily_unavailable"}'
             headers["Retry-After"] = "1"
+        elif route == "jwks" and self.jwks_redirect is not None and "?" not in handler.path:
+            status, body = 302, b""
+            headers["Location"] = self.jwks_redirect
         elif route == "jwks":
             if self.delay:
                 time.sleep(self.delay)
@@ -494,7 +502,13 @@ class IdP:
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
-            handler.wfile.write(body)
+            if self.trickle and route == "jwks":
+                for index in range(len(body)):
+                    handler.wfile.write(body[index:index + 1])
+                    handler.wfile.flush()
+                    time.sleep(self.trickle)
+            else:
+                handler.wfile.write(body)
         except (TimeoutError, ConnectionError):
             pass  # the client gave up (a timeout shorter than the delay)
 

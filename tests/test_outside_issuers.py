@@ -315,6 +315,107 @@ def test_a_burst_of_new_kids_causes_one_fetch(idp):
     assert idp.hits["jwks"] == 2  # the first fetch, and one for the new kid
 
 
+# --- fetching key sets: deadlines, cooldowns, one fetch at a time, redirects --------------
+
+
+def jwks_app(url: str, **config: Any) -> Flask:
+    """A resource server on one key set URL (JWT_JWKS_URL), with its audience."""
+    return resource_server(None, "https://api.example.test", JWT_JWKS_URL=url, **config)
+
+
+def test_while_the_issuer_is_down_an_unknown_kid_is_503_and_one_fetch_per_cooldown(idp):
+    client = for_idp(idp, JWT_JWKS_REFRESH_INTERVAL=2, JWT_JWKS_CACHE_TTL=1).test_client()
+    assert client.get("/me", headers=bearer(idp.mint())).status_code == 200
+    new = idp.add_key("ES256")
+    idp.down = True
+    time.sleep(2.1)  # past the cooldown of the last (successful) fetch
+    idp.reset_hits()
+    started = time.monotonic()
+    answers = [client.get("/me", headers=bearer(idp.mint(kid=new))) for _ in range(20)]
+    assert time.monotonic() - started < 2  # answered at once, not each after a fetch
+    assert {answer.status_code for answer in answers} == {503}
+    assert answers[0].get_json()["error"] == "Service Unavailable"
+    assert idp.hits["jwks"] == 1  # the cooldown counts from the failed try
+    assert client.get("/me", headers=bearer(idp.mint())).status_code == 200  # known keys still verify
+    idp.down = False
+    time.sleep(2.1)
+    assert client.get("/me", headers=bearer(idp.mint(kid=new))).status_code == 200
+
+
+def test_a_key_set_down_from_the_start_is_not_fetched_on_every_request(idp):
+    idp.down = True
+    client = jwks_app(idp.jwks_uri, JWT_JWKS_REFRESH_INTERVAL=5).test_client()
+    answers = [client.get("/me", headers=bearer(idp.mint())) for _ in range(10)]
+    assert {answer.status_code for answer in answers} == {503}
+    assert idp.hits["jwks"] == 1
+
+
+def test_a_slow_issuer_is_asked_once_and_every_waiting_request_is_answered_by_its_deadline(idp):
+    app = cached_app(idp, JWT_JWKS_TIMEOUT=0.8)
+    client = app.test_client()
+    assert client.get("/me", headers=bearer(idp.mint())).status_code == 200
+    new = idp.add_key("ES256")
+    time.sleep(0.35)
+    idp.delay = 3.0  # each answer takes 3 s: past the timeout
+    idp.reset_hits()
+    token, known = idp.mint(kid=new), idp.mint()
+    timings: List[float] = []
+    statuses: List[int] = []
+
+    def call(headers: Dict[str, str]) -> None:
+        started = time.monotonic()
+        statuses.append(app.test_client().get("/me", headers=headers).status_code)
+        timings.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=call, args=(bearer(token),)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert client.get("/me", headers=bearer(known)).status_code == 200  # known keys stay fast
+    assert time.monotonic() - started < 0.5
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [503] * 6
+    assert max(timings) < 0.8 + 1.0 + 0.5  # one fetch's deadline, not six in a row
+    assert idp.hits["jwks"] == 1
+
+
+def test_the_timeout_bounds_the_whole_fetch_of_a_trickling_answer(idp):
+    idp.trickle = 0.05  # a byte every 50 ms: each read is quick, the answer endless
+    client = jwks_app(idp.jwks_uri, JWT_JWKS_TIMEOUT=0.5).test_client()
+    started = time.monotonic()
+    answer = client.get("/me", headers=bearer(idp.mint()))
+    assert answer.status_code == 503
+    assert time.monotonic() - started < 1.5
+
+
+def test_redirects_are_followed_only_within_the_origin():
+    with IdP("generic") as issuer, IdP("generic") as attacker:
+        issuer.jwks_redirect = issuer.jwks_uri + "?moved"  # the same origin: followed
+        same = jwks_app(issuer.jwks_uri).test_client()
+        assert same.get("/me", headers=bearer(issuer.mint())).status_code == 200
+        # Another host (localhost is not 127.0.0.1), serving keys of its own: refused.
+        issuer.jwks_redirect = attacker.jwks_uri.replace("127.0.0.1", "localhost")
+        other = jwks_app(issuer.jwks_uri).test_client()
+        answer = other.get("/me", headers=bearer(attacker.mint()))
+        assert answer.status_code == 503
+        assert attacker.hits["jwks"] == 0
+        # And from https to http, on the same host and port.
+        issuer.jwks_redirect = issuer.jwks_uri + "?moved"
+        from flask_tokenauth.keysets import _origin
+
+        assert _origin("https://h:443/x") != _origin("http://h:443/x")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/jwks.json", "data:,{}"])
+def test_a_key_set_url_that_is_not_http_is_never_fetched(url, idp, caplog):
+    client = jwks_app(url).test_client()
+    answer = client.get("/me", headers=bearer(idp.mint()))
+    assert answer.status_code == 503
+    assert "only http and https" in caplog.text
+
+
 # --- our own services as issuers ----------------------------------------------------------
 
 
