@@ -188,6 +188,15 @@ class Keyring:
         iss = _pyjwt.decode(token, options={"verify_signature": False}).get("iss")
         return self.by_issuer.get(iss) if isinstance(iss, str) else None
 
+    def from_outside(self, token: str) -> bool:
+        """``token`` is verified by an outside issuer's keys (JWT_OIDC_ISSUER,
+        JWT_JWKS_URL), not by the app's own."""
+        if self.by_issuer and self.outside_issuer_of(token) is not None:
+            return True
+        if self.remote is None or self.only is not None:
+            return False
+        return _pyjwt.get_unverified_header(token).get("kid") not in self.by_kid
+
     def horizon(self, token: str) -> float:
         """Until when a verification of ``token`` may be remembered: the end of
         its issuer's key-set cache for an outside token (a removed key must stop

@@ -181,7 +181,7 @@ SECTIONS: Tuple[Tuple[str, Tuple[Setting, ...]], ...] = (
                 "JWT_JWKS_URL",
                 None,
                 "An outside key set whose keys verify tokens beside the app's own, found by "
-                "``kid``.",
+                "``kid``. Needs :confval:`JWT_AUDIENCE`.",
             ),
             Setting(
                 "JWT_JWKS_TIMEOUT",
@@ -643,6 +643,7 @@ class Config:
             get("JWT_JWKS_STALE_IF_ERROR"),
             get("JWT_OIDC_ISSUER"),
             _hashable(get("JWT_ALGORITHMS")),
+            get("JWT_ACCESS_TOKEN_TYPE"),
         )
 
 

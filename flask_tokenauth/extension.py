@@ -87,7 +87,8 @@ class JWT:
         app.extensions[EXTENSION_KEY] = state
 
         rule = app.config.get("JWT_AUTH_URL_RULE")
-        if rule and app.config.get("JWT_OIDC_ISSUER") and not self._signs_own_tokens(state):
+        outside = app.config.get("JWT_OIDC_ISSUER") or app.config.get("JWT_JWKS_URL")
+        if rule and outside and not self._signs_own_tokens(state):
             rule = None  # a resource server for an identity provider issues nothing
         if rule:
             options = dict(app.config.get("JWT_AUTH_URL_OPTIONS") or {"methods": ["POST"]})
@@ -114,11 +115,8 @@ class JWT:
     def _signs_own_tokens(self, state: AppState) -> bool:
         """The app has a signing key of its own (not only Flask's SECRET_KEY)
         and a handler to log users in with."""
-        chosen = any(
-            state.explicit(key) for key in ("JWT_SECRET_KEY", "JWT_PRIVATE_KEY", "JWT_KEYS")
-        )
         current = state.keyring().current
-        return chosen and current is not None and current.signing is not None
+        return state.chose_own_keys() and current is not None and current.signing is not None
 
     # --- Flask-JWT's handler decorators -----------------------------------
 

@@ -159,5 +159,10 @@ def outside_from_config(
         allowed=allowed,
     )
     url = get("JWT_JWKS_URL")
+    if url and not get("JWT_AUDIENCE"):
+        raise ConfigurationError(
+            "JWT_JWKS_URL: set JWT_AUDIENCE, what this API is called at the issuer: without it, "
+            "tokens the issuer made for any other API would be accepted (RFC 9068 section 4)"
+        )
     remote = OutsideIssuer(None, None, url, settings) if url else None
     return remote, issuers_from_config(get("JWT_OIDC_ISSUER"), get("JWT_AUDIENCE"), settings)

@@ -42,6 +42,9 @@ def rotate(refresh_token: str) -> Login:
     claims = verify_token(state, refresh_token)
     if claims.get(TYPE_CLAIM) != "refresh":
         raise invalid("Invalid token", "Only refresh tokens are accepted here")
+    if state.keyring().from_outside(refresh_token):
+        # Another service's session: only its issuer sees its reuse and its logout.
+        raise invalid("Invalid token", "Only refresh tokens issued by this service are accepted here")
     check_csrf(claims)
     check_not_revoked(state, claims)
     dpop.check_refresh(claims)  # a bound session: a proof made with its key

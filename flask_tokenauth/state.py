@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .extension import JWT
 
 EXTENSION_KEY = "flask_tokenauth"
+#: The settings that give an app keys of its own.
+_OWN_KEY_SETTINGS = ("JWT_SECRET_KEY", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY", "JWT_KEYS")
 #: The store's spec before it is known how the app is served (never a setting).
 _UNSETTLED = object()
 
@@ -84,6 +86,17 @@ class AppState:
         """The app chose this setting: set before init_app, or changed since."""
         return key in self.explicitly_set or self.config.get(key) != DEFAULTS.get(key)
 
+    def chose_own_keys(self) -> bool:
+        """The app set keys of its own (JWT_SECRET_KEY other than the copy of
+        SECRET_KEY that init_app makes, JWT_PRIVATE_KEY, JWT_PUBLIC_KEY or JWT_KEYS)."""
+        conf = self.config
+        if any(key in self.explicitly_set for key in _OWN_KEY_SETTINGS):
+            return True
+        if any(conf.get(key) is not None for key in _OWN_KEY_SETTINGS[1:]):
+            return True
+        secret = conf.get("JWT_SECRET_KEY")
+        return secret is not None and secret != conf.get("SECRET_KEY")
+
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
         if conf is None:
@@ -95,12 +108,15 @@ class AppState:
         with self._lock:
             get = lambda key: conf.get(key, DEFAULTS.get(key))  # noqa: E731
             remote, outside = outside_from_config(get, self.explicit("JWT_ALGORITHM"))
+            own = (remote is None and not outside) or self.chose_own_keys()
             keyring = Keyring(
                 get("JWT_ALGORITHM"),
-                secret=settings[1] if settings[1] is not None else settings[2],
-                private_key=get("JWT_PRIVATE_KEY"),
-                public_key=get("JWT_PUBLIC_KEY"),
-                keys=get("JWT_KEYS"),
+                # An app that trusts outside issuers has keys of its own only when it
+                # sets them: Flask's SECRET_KEY (for sessions) never signs its tokens.
+                secret=(settings[1] if settings[1] is not None else settings[2]) if own else None,
+                private_key=get("JWT_PRIVATE_KEY") if own else None,
+                public_key=get("JWT_PUBLIC_KEY") if own else None,
+                keys=get("JWT_KEYS") if own else None,
                 remote=remote,
                 outside=outside,
             )
@@ -159,7 +175,9 @@ class AppState:
             path = self.default_file() if spec is None else None
             return ProcessStore(
                 path,
-                lambda: self._prepared(SQLiteStore(str(path), timeout=timeout, cache_size=cache_size)),
+                lambda: self._prepared(
+                    SQLiteStore(str(path), timeout=timeout, cache_size=cache_size, fresh_start=True)
+                ),
                 spec if isinstance(spec, MemoryStore) else None,
             )
         return self._prepared(

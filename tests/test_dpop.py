@@ -425,3 +425,59 @@ def test_an_outside_issuers_bound_token_needs_a_proof_even_with_dpop_off():
         headers = {"Authorization": "DPoP " + token, "DPoP": key.proof("GET", BASE + "/me", token)}
         assert client.get("/me", headers=headers, base_url=BASE).get_json() == {"sub": idp.subject}
 
+
+
+# --- what an outside review changed by hand and the tests above let pass ------------------
+
+
+def test_a_proof_is_remembered_for_as_long_as_it_could_be_accepted():
+    # Max age 2 s, leeway 1 s: a proof is good for up to 3 s after its iat, so a
+    # replay 2 s later must still be caught.
+    app = dpop_app(JWT_DPOP_PROOF_MAX_AGE=2, JWT_LEEWAY=1)
+    client = app.test_client()
+    key = Client()
+    token = login(client, key).get_json()["access_token"]
+    proof = key.proof("GET", BASE + "/claims", token)
+    assert call(client, token, proof).status_code == 200
+    time.sleep(2.0)
+    assert_proof_refused(call(client, token, proof), "The DPoP proof was used before")
+
+
+def test_jwt_dpop_algorithms_limits_what_a_login_may_bind():
+    app = dpop_app(JWT_DPOP_ALGORITHMS=["ES256"])
+    client = app.test_client()
+    answer = login(client, Client("EdDSA"), status=400)
+    assert answer.get_json()["description"] == "The DPoP proof's alg must be one of ES256"
+    assert login(client, Client("ES256")).get_json()["token_type"] == "DPoP"
+
+
+def test_a_proof_for_another_port_is_refused(bound):
+    _, client, key, body = bound
+    token = body["access_token"]
+    urls = ("https://api.example:8443/claims", "http://api.example/claims", "https://api.example:80/claims")
+    for url in urls:
+        answer = call(client, token, key.proof("GET", url, token))
+        assert_proof_refused(answer, "The DPoP proof's htu is not this request's URL")
+
+
+def test_nonces_are_keyed_by_the_apps_secret():
+    import hashlib
+    import hmac as hmac_module
+
+    from jwt.utils import base64url_encode
+
+    for secret in ({"JWT_SECRET_KEY": "j" * 40}, {}):  # JWT_SECRET_KEY, else Flask's SECRET_KEY
+        app = dpop_app(JWT_DPOP_NONCE=True, **secret)
+        client = app.test_client()
+        key = Client()
+        issued = login(client, key, status=400).headers["DPoP-Nonce"]
+        window = int(time.time() // 300)
+        unkeyed = hmac_module.new(b"", b"flask-tokenauth dpop nonce %d" % window, hashlib.sha256).digest()
+        guessed = base64url_encode(unkeyed[:18]).decode("ascii")
+        assert issued != guessed  # nobody without the secret can make one
+        answer = login(client, key, proof=key.proof("POST", BASE + "/auth", nonce=guessed), status=400)
+        assert answer.get_json()["error"] == "use_dpop_nonce"
+        other = dpop_app(JWT_DPOP_NONCE=True, SECRET_KEY="another-app-secret-long-enough-for-hs256")
+        proof = key.proof("POST", BASE + "/auth", nonce=issued)
+        answer = login(other.test_client(), key, proof=proof, status=400)
+        assert answer.get_json()["error"] == "use_dpop_nonce"

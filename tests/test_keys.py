@@ -695,10 +695,11 @@ def test_jwks_server_down_is_503_json(keys, production):
             "SECRET_KEY": None,
             "JWT_JWKS_URL": "http://127.0.0.1:%d/jwks.json" % free_port(),
             "JWT_JWKS_TIMEOUT": 2.0,
+            "JWT_AUDIENCE": AUDIENCE,
         }
     )
     app.testing = not production
-    response = get(app.test_client(), issued(keys["es_new"], "ES256", "iss-es", iss=None, aud=None))
+    response = get(app.test_client(), issued(keys["es_new"], "ES256", "iss-es", iss=None))
     assert response.status_code == 503
     assert response.get_json() == {
         "status_code": 503,
@@ -748,12 +749,33 @@ def test_no_local_key_means_verify_only(issuer, keys):
             app.extensions["jwt"].create_access_token(1)
 
 
-def test_app_with_local_secret_and_jwks_url_accepts_its_own_tokens(issuer, keys):
-    app = make_app({"JWT_JWKS_URL": issuer.url})
+def test_app_with_its_own_secret_and_jwks_url_accepts_its_own_tokens(issuer, keys):
+    own = "own-" + "k" * 40
+    app = make_app({"JWT_JWKS_URL": issuer.url, "JWT_SECRET_KEY": own, "JWT_AUDIENCE": AUDIENCE})
     client = app.test_client()
     token = login(client)
     response = get(client, token)
     assert response.status_code == 200, response.get_json()
+
+
+def test_a_jwks_url_without_an_audience_fails_at_init_app(issuer):
+    # Without it, tokens the issuer made for any other API would open this one.
+    with pytest.raises(ConfigurationError) as caught:
+        make_app({"JWT_JWKS_URL": issuer.url})
+    assert "JWT_AUDIENCE" in str(caught.value)
+
+
+def test_flasks_secret_key_signs_nothing_for_an_app_that_trusts_an_issuer(issuer, keys):
+    # make_app sets only Flask's SECRET_KEY (for sessions): no key of the app's own.
+    app = make_app({"JWT_JWKS_URL": issuer.url, "JWT_AUDIENCE": AUDIENCE})
+    client = app.test_client()
+    assert client.post("/auth", json={"username": "joe", "password": "pass"}).status_code == 404
+    now = int(time.time())
+    claims = {"identity": 1, "exp": now + 60, "iat": now, "nbf": now, "aud": AUDIENCE, "permissions": ["x"]}
+    forged = pyjwt.encode(claims, app.config["SECRET_KEY"], algorithm="HS256")
+    response = get(client, forged)
+    assert response.status_code == 401, response.get_json()
+    assert get(client, issued(keys["es_new"], "ES256", "iss-es", iss=None)).get_json() == JOE
 
 
 def test_local_keys_and_outside_issuer_together(issuer, keys):
@@ -761,6 +783,7 @@ def test_local_keys_and_outside_issuer_together(issuer, keys):
         {
             "JWT_KEYS": [{"kid": "local", "alg": "ES256", "private_key": private_pem(keys["es_old"])}],
             "JWT_JWKS_URL": issuer.url,
+            "JWT_AUDIENCE": AUDIENCE,
         }
     )
     client = app.test_client()
@@ -768,6 +791,6 @@ def test_local_keys_and_outside_issuer_together(issuer, keys):
     assert header_of(own)["kid"] == "local"
     assert get(client, own).get_json() == JOE
     assert issuer.count() == 0  # a local kid never causes a fetch
-    outside = issued(keys["rs_issuer"], "RS256", "iss-rs", iss=None, aud=None)
+    outside = issued(keys["rs_issuer"], "RS256", "iss-rs", iss=None)
     assert get(client, outside).get_json() == JOE
     assert issuer.count() == 1

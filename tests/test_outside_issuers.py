@@ -446,3 +446,76 @@ def test_a_second_service_verifies_the_first_ones_tokens_by_discovery():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_refresh_token_is_redeemed_only_by_the_service_that_issued_it():
+    """Service B trusts service A as an issuer: A's access tokens open B, but A's
+    refresh token must not become a session of B's (A's reuse detection and
+    logout would never see it)."""
+    from tests.conftest import authenticate, identity
+
+    first = Flask("first")
+    server = make_server("127.0.0.1", 0, first, threaded=True)
+    url = "http://127.0.0.1:%d" % server.server_port
+    pem = generate_key("ES256").as_pem(private=True)
+    first.config.update(
+        JWT_KEYS=[{"kid": "svc-1", "alg": "ES256", "private_key": pem}],
+        JWT_ISSUER=url,
+        JWT_AUDIENCE="https://orders.internal",
+        JWT_JWKS_URL_RULE="/.well-known/jwks.json",
+        JWT_REFRESH_URL_RULE="/auth/refresh",
+    )
+    JWT(first, authenticate, identity)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        login = first.test_client().post("/auth", json={"username": "joe", "password": "pass"}).get_json()
+        second = resource_server(
+            url,
+            "https://orders.internal",
+            SECRET_KEY="b-service-own-secret-that-is-long-enough-for-hs256",
+            JWT_SECRET_KEY="b-service-own-secret-that-is-long-enough-for-hs256",
+            JWT_REFRESH_URL_RULE="/auth/refresh",
+        )
+        client = second.test_client()
+        assert client.get("/me", headers=bearer(login["access_token"])).status_code == 200
+        answer = client.post("/auth/refresh", headers=bearer(login["refresh_token"]))
+        assert answer.status_code == 401
+        assert answer.get_json()["description"] == (
+            "Only refresh tokens issued by this service are accepted here"
+        )
+        renewed = first.test_client().post("/auth/refresh", headers=bearer(login["refresh_token"]))
+        assert renewed.status_code == 200  # A refreshes its own session
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_flasks_secret_key_opens_nothing_on_a_resource_server(idp):
+    # The review's forgery: HS256 with SECRET_KEY, a made-up user, an admin permission.
+    app = resource_server(idp.issuer, idp.audience, SECRET_KEY="flask-session-secret-that-is-long-enough!")
+
+    @app.route("/admin")
+    @jwt_required(permissions=["admin"])
+    def admin():
+        return jsonify(ok=True)
+
+    now = int(time.time())
+    claims = {"sub": "mallory", "iss": "nobody", "aud": idp.audience, "exp": now + 60, "iat": now,
+              "nbf": now, "permissions": ["admin"]}
+    secret = b"flask-session-secret-that-is-long-enough!"
+    forged = forged_token(claims, {"alg": "HS256", "typ": "JWT"}, secret=secret)
+    client = app.test_client()
+    assert refusal(client.get("/admin", headers=bearer(forged)))
+    assert client.post("/auth", json={"username": "a", "password": "b"}).status_code == 404
+    assert client.get("/me", headers=bearer(idp.mint())).status_code == 200
+
+
+def test_setting_the_access_token_type_later_applies_to_tokens_already_verified(idp):
+    app = for_idp(idp)
+    client = app.test_client()
+    plain = idp.mint(typ="JWT")  # what an ID token's header says
+    assert client.get("/me", headers=bearer(plain)).status_code == 200  # verified, and cached
+    app.config["JWT_ACCESS_TOKEN_TYPE"] = "at+jwt"
+    assert refusal(client.get("/me", headers=bearer(plain))) == "Token type (typ) is not at+jwt"
+    assert client.get("/me", headers=bearer(idp.mint(typ="at+jwt"))).status_code == 200

@@ -550,3 +550,52 @@ def test_login_helper_from_conftest_still_works_with_sessions_on():
     client = session_app().test_client()
     token = login(client)
     assert get_protected(client, token).status_code == 200
+
+
+# --- lifetimes of revocation entries (each test kills a change an outside review
+# --- applied by hand that the earlier tests let pass) ------------------------------
+
+
+def test_a_logout_with_the_access_token_alone_keeps_the_refresh_token_refused_for_its_life():
+    # The family's entry must outlive the session (auth_time + max age), not the
+    # access token it was revoked with.
+    app = session_app({"JWT_EXPIRATION_DELTA": 1, "JWT_REFRESH_EXPIRATION_DELTA": 60, "JWT_LEEWAY": 0})
+    client = app.test_client()
+    access, refresh = login_pair(client)
+    assert client.post("/auth/logout", headers=auth_header(access)).status_code == 200
+    time.sleep(2.2)  # the access token and anything that lived as long are gone
+    assert_refused(refresh_with(client, refresh), REVOKED)
+
+
+def test_a_revoked_token_stays_refused_through_its_leeway():
+    # Accepted until exp + leeway, so its entry must live that long, not exp - leeway.
+    app = session_app({"JWT_EXPIRATION_DELTA": 1, "JWT_LEEWAY": 2})
+    client = app.test_client()
+    access, _ = login_pair(client)
+    with app.app_context():
+        jwt_of(app).revoke(access)
+    time.sleep(2.3)  # expired, but inside the leeway: the signature and exp still pass
+    assert_refused(get_protected(client, access), REVOKED)
+
+
+def test_an_identity_cutoff_outlives_the_refresh_tokens_it_cuts_off():
+    app = session_app({"JWT_EXPIRATION_DELTA": 1, "JWT_REFRESH_EXPIRATION_DELTA": 60, "JWT_LEEWAY": 0})
+    client = app.test_client()
+    _, refresh = login_pair(client)
+    wait_next_second()
+    with app.app_context():
+        jwt_of(app).revoke_identity(1)
+    time.sleep(1.5)  # past every access token's life
+    assert_refused(refresh_with(client, refresh), REVOKED)
+
+
+def test_a_refresh_near_the_session_max_age_never_outlives_it():
+    app = session_app({"JWT_SESSION_MAX_AGE": 3, "JWT_EXPIRATION_DELTA": 60, "JWT_LEEWAY": 0})
+    client = app.test_client()
+    access0, refresh0 = login_pair(client)
+    login_time = unverified_claims(access0)["auth_time"]
+    time.sleep(1.2)
+    access1, refresh1 = refreshed_pair(client, refresh0)
+    for token in (access1, refresh1):
+        assert unverified_claims(token)["exp"] <= login_time + 3
+        assert unverified_claims(token)["auth_time"] == login_time

@@ -159,11 +159,33 @@ def test_a_deleted_file_is_noticed_on_the_next_lookup_and_older_tokens_are_refus
             os.remove(path + suffix)
     status = store.lookup(ref("gone"))
     assert not status.token_revoked and status.epoch > first  # a new file, a later epoch
-    assert any("the file is gone" in record.getMessage() for record in caplog.records)
+    assert any("the file was deleted or replaced" in record.getMessage() for record in caplog.records)
     other = SQLiteStore(path)
     other.prepare()
     assert other.lookup(ref()).epoch == status.epoch  # every process agrees on the new file
     other.close()
+
+
+def test_the_default_file_refuses_nothing_older_until_a_process_loses_it(tmp_path):
+    # The file an app moves to (JWT_TOKEN_STORE unset) starts with no epoch; a
+    # process that had it open and finds it deleted moves the epoch to now,
+    # even when another process made the new file first.
+    path = str(tmp_path / "tokenauth.sqlite3")
+    first = SQLiteStore(path, fresh_start=True)
+    first.prepare()
+    assert first.lookup(ref()).epoch == 0.0
+    time.sleep(1.1)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    second = SQLiteStore(path, fresh_start=True)  # a worker started after the deletion
+    second.prepare()
+    assert second.lookup(ref()).epoch == 0.0
+    lost = first.lookup(ref()).epoch
+    assert lost > time.time() - 5  # the process that lost its file knows
+    assert second.lookup(ref()).epoch == lost  # and tells every other one
+    first.close()
+    second.close()
 
 
 def test_a_refresh_racing_a_replaced_file_is_state_lost(store, path):

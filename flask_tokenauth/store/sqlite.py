@@ -24,7 +24,10 @@ cost what expired, not what is stored.
 **Lost state.** The file records the second it was created (its epoch).
 Tokens issued before it are refused: a new file, or one put in place of the
 file a process had open, cannot vouch for tokens revoked in a file it never
-was (a process notices the replacement on its next lookup and reopens).
+was (a process notices the replacement on its next lookup, reopens, and
+moves the epoch to that moment). The file an app with ``JWT_TOKEN_STORE``
+unset moves to when several processes serve it starts with no epoch: until
+then the app kept state per process, which the file only makes whole.
 
 **Fork-safe.** No connection crosses a fork: a child abandons what its parent
 opened, without closing it (closing would release the parent's locks), and
@@ -140,8 +143,13 @@ class SQLiteStore(TokenStore):
     """Revocation entries, rotation records, DPoP proof ids and login counters
     in one SQLite file shared by every process of one host."""
 
-    def __init__(self, path: str, *, timeout: float = 1.0, cache_size: int = 50000) -> None:
+    def __init__(
+        self, path: str, *, timeout: float = 1.0, cache_size: int = 50000, fresh_start: bool = False
+    ) -> None:
         self.path = path
+        #: A file made here holds everything the app ever revoked (it ran on
+        #: per-process memory until now): tokens issued before it are not refused.
+        self.fresh_start = fresh_start
         self.timeout = float(timeout)
         self.cache_size = int(cache_size)
         self.description = "sqlite:///" + path  # the URL of the absolute path: no secret in it
@@ -197,23 +205,25 @@ class SQLiteStore(TokenStore):
             found = os.stat(self.path)
         except FileNotFoundError:
             found = None
-        if found is not None and self._file == (found.st_dev, found.st_ino) and self._reader is not None:
+        here = None if found is None else (found.st_dev, found.st_ino)
+        if here is not None and self._file == here and self._reader is not None:
             return False
-        self._reopen(gone=found is None and self._opened)
+        # The file this process had open was deleted or replaced: what it held is lost.
+        self._reopen(lost=self._file is not None)
         return True
 
-    def _reopen(self, *, gone: bool) -> None:
+    def _reopen(self, *, lost: bool) -> None:
         with self._write_lock:
             self._forget_connections(abandon=False)
-            if gone:
+            if lost:
                 logger.warning(
-                    "token store %s: the file is gone; a new one is made (tokens issued before "
-                    "now are refused)",
+                    "token store %s: the file was deleted or replaced; tokens issued before now "
+                    "are refused",
                     self.description,
                 )
             writer = self._connect()
             reader = self._connect()
-            epoch, made = self._create(writer)
+            epoch, made = self._create(writer, lost)
             found = os.stat(self.path)  # the file the connections opened
             self._writer, self._reader = writer, reader
             self._file = (found.st_dev, found.st_ino)
@@ -221,24 +231,35 @@ class SQLiteStore(TokenStore):
             self._opened = True
             self._answers.clear()
             self._version = None
-            if made:
+            if made and epoch > 0:
                 logger.warning(
                     "token store %s is new: tokens issued before %s are refused",
                     self.description,
                     time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)),
                 )
 
-    def _create(self, conn: sqlite3.Connection) -> Tuple[float, bool]:
-        """The file's tables and epoch, made by the first process that gets here."""
+    def _create(self, conn: sqlite3.Connection, lost: bool) -> Tuple[float, bool]:
+        """The file's tables and epoch, made by the first process that gets here.
+
+        The epoch is the second the file was made, so that older tokens are
+        refused, unless ``fresh_start`` (then 0: nothing came before). A process
+        that lost the file it had open moves the epoch to now, whoever made
+        the new one."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
                 conn.execute(statement)
             # Whole seconds: a token issued in the file's first second (its iat) is not before it.
-            start = repr(float(int(time.time())))
+            now = float(int(time.time()))
+            start = 0.0 if self.fresh_start and not lost else now
             made = conn.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", (start,)
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", (repr(start),)
             ).rowcount
+            if lost:
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'epoch' AND CAST(value AS REAL) < ?",
+                    (repr(now), now),
+                )
             epoch = float(conn.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()[0])
             conn.execute("COMMIT")
         except BaseException:
@@ -295,6 +316,8 @@ class SQLiteStore(TokenStore):
             if version != self._version:
                 answers.clear()
                 self._version = version
+                # Another process may have moved the epoch (it lost the file it had open).
+                self._epoch = float(next(reader.execute("SELECT value FROM meta WHERE name = 'epoch'"))[0])
             else:
                 hit = answers.get(ref)
                 if hit is not None and hit[1] > now:
