@@ -568,6 +568,17 @@ def test_query_string_works_when_configured():
     assert refused.get_json()["error"] == "Invalid token"
 
 
+def test_the_refresh_route_never_takes_a_refresh_token_from_the_query_string():
+    # A refresh token in a URL ends up in logs and histories: access tokens only.
+    app = cookie_app({"JWT_TOKEN_LOCATION": ["headers", "query_string"]})
+    client = app.test_client()
+    refresh = client.post("/auth", json={"username": "joe", "password": "pass"}).get_json()["refresh_token"]
+    refused = client.post("/auth/refresh?jwt=%s" % refresh)
+    assert refused.status_code == 401
+    assert refused.get_json()["description"] == "Request does not contain a refresh token"
+    assert client.post("/auth/refresh", headers=auth_header(refresh)).status_code == 200
+
+
 def test_query_string_name_setting():
     app = cookie_app({"JWT_TOKEN_LOCATION": ["query_string"], "JWT_QUERY_STRING_NAME": "token"}, base={})
     token = header_token(app)

@@ -571,8 +571,8 @@ def test_a_revoked_token_stays_refused_through_its_leeway():
     # Accepted until exp + leeway, so its entry must live that long, not exp - leeway.
     app = session_app({"JWT_EXPIRATION_DELTA": 1, "JWT_LEEWAY": 2})
     client = app.test_client()
-    access, _ = login_pair(client)
-    with app.app_context():
+    with app.app_context():  # made in code: no session, so only its own entry refuses it
+        access = jwt_of(app).create_access_token(1)
         jwt_of(app).revoke(access)
     time.sleep(2.3)  # expired, but inside the leeway: the signature and exp still pass
     assert_refused(get_protected(client, access), REVOKED)
