@@ -571,10 +571,11 @@ def test_a_revoked_token_stays_refused_through_its_leeway():
     # Accepted until exp + leeway, so its entry must live that long, not exp - leeway.
     app = session_app({"JWT_EXPIRATION_DELTA": 1, "JWT_LEEWAY": 2})
     client = app.test_client()
+    wait_next_second()  # iat is in whole seconds: the token lives 1 s from now, plus 2 s of leeway
     with app.app_context():  # made in code: no session, so only its own entry refuses it
         access = jwt_of(app).create_access_token(1)
         jwt_of(app).revoke(access)
-    time.sleep(2.3)  # expired, but inside the leeway: the signature and exp still pass
+    time.sleep(2.0)  # expired, but inside the leeway: the signature and exp still pass
     assert_refused(get_protected(client, access), REVOKED)
 
 
