@@ -50,14 +50,29 @@ def store_failed(exc: Exception) -> JWTError:
     return StoreUnavailable("The token store is unreachable; try again shortly")
 
 
+def identity_of(state: AppState, claims: Dict[str, Any]) -> Any:
+    """Who the claims name, as ``current_identity`` is without an identity
+    handler and as revocations key it: the identity claim (``sub`` for an
+    outside issuer's token). An app that trusts several issuers (several
+    ``JWT_OIDC_ISSUER`` entries, or one beside keys of its own or
+    ``JWT_JWKS_URL``) names an outside issuer's user ``(iss, sub)``, so that
+    two issuers' users with one ``sub`` never meet."""
+    value = claims.get(identity_claim_of(state.config.get, claims))
+    keyring = state.keyring()
+    issuer = claims.get("iss")
+    if value is None or not keyring.by_issuer or issuer not in keyring.by_issuer:
+        return value
+    trusted = len(keyring.by_issuer) + bool(keyring.keys) + (keyring.remote is not None)
+    return (issuer, value) if trusted > 1 else value
+
+
 def token_ref(state: AppState, claims: Dict[str, Any]) -> TokenRef:
     """How the store names the token these claims belong to."""
-    claim = identity_claim_of(state.config.get, claims)
     jti, family = claims.get("jti"), claims.get("fam")
     return TokenRef(
         None if jti is None else str(jti),
         None if family is None else str(family),
-        identity_key(claims.get(claim)),
+        identity_key(identity_of(state, claims)),
     )
 
 

@@ -21,14 +21,14 @@ from werkzeug.local import LocalProxy
 
 from . import signals
 from .codec import InvalidSignatureError, InvalidTokenError
-from .config import DEFAULTS, TYPE_CLAIM, config, identity_claim_of
+from .config import DEFAULTS, TYPE_CLAIM, config
 from .cookies import check_csrf
 from .dpop import check_request as dpop_check
 from .errors import JWTError
 from .permissions import require as require_permissions
 from .reader import FROM_COOKIE_KEY
 from .reader import scheme as request_scheme
-from .revocation import check_not_revoked
+from .revocation import check_not_revoked, identity_of
 from .state import AppState, app_state
 
 logger = logging.getLogger("flask_tokenauth")
@@ -134,7 +134,7 @@ def identify(state: AppState, claims: Dict[str, Any]) -> Any:
     handler = state.jwt.identity_callback
     try:
         if handler is None:
-            identity = claims.get(identity_claim_of(state.config.get, claims))
+            identity = identity_of(state, claims)
         else:
             identity = handler(claims)
     except _IDENTITY_ERRORS as exc:

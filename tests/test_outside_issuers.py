@@ -211,6 +211,35 @@ def test_the_tokens_iss_picks_the_issuer_and_only_its_keys_verify():
         refusal(client.get("/me", headers=bearer(forged)))
 
 
+def test_two_issuers_users_with_one_sub_never_meet():
+    with IdP("generic") as first, IdP("generic") as second:
+        issuers = [first.issuer, {"issuer": second.issuer, "audience": first.audience}]
+        app = resource_server(issuers, first.audience)
+        jwt = app.extensions["jwt"]
+
+        @app.route("/log-out-everywhere", methods=["POST"])
+        @jwt_required()
+        def everywhere():
+            jwt.revoke_identity(current_identity._get_current_object())
+            return jsonify(done=True)
+
+        client = app.test_client()
+        same = {"sub": "alice"}
+        mine, theirs = first.mint(same), second.mint(same)
+        me = client.get("/me", headers=bearer(mine)).get_json()["identity"]
+        them = client.get("/me", headers=bearer(theirs)).get_json()["identity"]
+        assert me == [first.issuer, "alice"] and them == [second.issuer, "alice"]  # (iss, sub)
+        assert client.post("/log-out-everywhere", headers=bearer(theirs)).status_code == 200
+        assert refusal(client.get("/me", headers=bearer(theirs))) == "Token has been revoked"
+        assert client.get("/me", headers=bearer(mine)).status_code == 200  # the other alice is untouched
+
+
+def test_with_one_issuer_the_identity_is_its_sub(idp):
+    app = resource_server(idp.issuer, idp.audience)
+    answer = app.test_client().get("/me", headers=bearer(idp.mint({"sub": "alice"})))
+    assert answer.get_json()["identity"] == "alice"
+
+
 # --- permissions from IdP claims ------------------------------------------------------------
 
 
