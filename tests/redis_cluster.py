@@ -669,6 +669,33 @@ class LocalCluster:
             self.finish_slot_migration(slot, batch=batch)
         return moved
 
+    def reshard(self, from_port: int, to_port: int, slots: int, pipeline: int = 10) -> str:
+        """Move ``slots`` slots (and their keys) with ``redis-cli --cluster reshard``,
+        the way an operator does (once every node agrees on the layout, as it
+        insists); what it printed."""
+        deadline = time.monotonic() + 20
+        while True:
+            check = subprocess.run(
+                [require_redis_cli(), "--cluster", "check", "127.0.0.1:%d" % from_port],
+                capture_output=True, text=True, timeout=60,
+            )
+            if "don't agree" not in check.stdout and "[ERR]" not in check.stdout:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster's nodes never agreed:\n%s" % check.stdout[-2000:])
+            time.sleep(0.2)
+        done = subprocess.run(
+            [
+                require_redis_cli(), "--cluster", "reshard", "127.0.0.1:%d" % from_port,
+                "--cluster-from", self.node_id(from_port), "--cluster-to", self.node_id(to_port),
+                "--cluster-slots", str(slots), "--cluster-pipeline", str(pipeline), "--cluster-yes",
+            ],
+            capture_output=True, text=True, timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError("reshard failed:\n%s%s" % (done.stdout[-2000:], done.stderr[-500:]))
+        return done.stdout
+
     def migrate_back(self, moved: Dict[int, int], batch: int = 100, pause: float = 0.0) -> None:
         """Return slots moved by :meth:`migrate_slots` to their former owners."""
         by_owner: Dict[int, List[int]] = {}

@@ -340,3 +340,64 @@ def test_the_revocation_cache_never_listens_to_a_replica(cluster):
     finally:
         on_replica.close()
         on_master.close()
+
+
+class Churn:
+    """Threads that log in, refresh, check and log out on both apps, in turn,
+    and record every answer (step, status, body)."""
+
+    def __init__(self, apps: Tuple[AppProcess, AppProcess], threads: int = 2) -> None:
+        self.apps = apps
+        self.answers: List[Tuple[str, int, Dict]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+
+    def _run(self, n: int) -> None:
+        user = (("joe", "pass"), ("ann", "secret"))[n % 2]
+        for i in itertools.count(n):
+            if self._stop.is_set():
+                return
+            a, b = self.apps[i % 2], self.apps[(i + 1) % 2]
+            login = a.post("/auth", json_body={"username": user[0], "password": user[1]})
+            self.answers.append(("login", login.status, login.json))
+            if login.status != 200:
+                continue
+            access, refresh = login.json["access_token"], login.json["refresh_token"]
+            for step, answer in (
+                ("refresh", b.refresh(refresh)),
+                ("check", a.get("/protected", access)),
+                ("logout", b.post("/auth/logout", access)),
+                ("check after logout", a.get("/protected", access)),
+            ):
+                self.answers.append((step, answer.status, answer.json))
+
+    def __enter__(self) -> Churn:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+
+def test_a_reshard_of_many_slots_under_load_costs_no_503(ab, cluster):
+    """redis-cli --cluster reshard, as an operator runs it: 2000 slots to another
+    master and back, while both apps log in, refresh, check and log out, and
+    valid and revoked tokens are checked. A slot move is routine maintenance."""
+    a, b = ab
+    valid, revoked = tokens_for_load(a, b)
+    source, target = cluster.masters()[:2]
+    with Load((a, b), valid, revoked) as load, Churn((a, b)) as churn:
+        time.sleep(0.3)
+        cluster.reshard(source, target, 2000)
+        cluster.reshard(target, source, 2000)
+        time.sleep(0.3)
+    assert_load_answers(load, allow_503=False)
+    expected = {"login": 200, "refresh": 200, "check": 200, "logout": 200, "check after logout": 401}
+    wrong = [(step, status, body) for step, status, body in churn.answers if status != expected[step]]
+    assert not wrong, wrong[:10]
+    print("answers: %d checks, %d churn steps" % (len(load.answers), len(churn.answers)))
+    assert len(churn.answers) > 50
+    assert len(load.answers) > 200
