@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from tests.redis_server import free_port, in_ci
-from tests.sessions_support import REPO_ROOT, HTTPAnswer, http
+from tests.sessions_support import REPO_ROOT, HTTPAnswer, ServerProcess, http
 
 TUTORIAL = os.path.join(REPO_ROOT, "docs", "examples", "tutorial.py")
 
@@ -140,10 +139,11 @@ def tutorial_folder() -> str:
         return app_folder({"tutorial.py": source.read(), "served.py": SERVED_TUTORIAL})
 
 
-class Served:
+class Served(ServerProcess):
     """A real server process for the app ``target`` (``module:app``) in ``folder``."""
 
     START_TIMEOUT = 20.0
+    READY_PATH = "/pid"
 
     def __init__(
         self,
@@ -155,19 +155,13 @@ class Served:
         preload: bool = False,
         env: Optional[Dict[str, str]] = None,
     ) -> None:
+        super().__init__()
         self.folder = folder
         self.target = target
         self.server = server
         self.workers = workers
         self.preload = preload
         self.env = dict(env or {})
-        self.port = 0
-        self.process: Optional[subprocess.Popen] = None
-        self._log: Any = None
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
 
     def command(self) -> List[str]:
         if self.server == "gunicorn":
@@ -190,66 +184,29 @@ class Served:
     def start(self) -> Served:
         for _ in range(3):  # a port taken between free_port() and bind: try another
             self.port = free_port()
-            self._log = tempfile.TemporaryFile()
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([self.folder, REPO_ROOT]), **self.env)
-            self.process = subprocess.Popen(
-                self.command(), cwd=self.folder, env=env, stdin=subprocess.DEVNULL,
-                stdout=self._log, stderr=subprocess.STDOUT,
-            )
-            if self._wait_ready() and self._wait_workers():
+            self.spawn(self.command(), self.folder, env)
+            if self.wait_ready() and self._wait_workers():
                 return self
-            log = self.log()
+            log = self.log(None)
             self.stop()
             if "Address already in use" not in log:
                 raise RuntimeError("%s did not start:\n%s" % (self.server, log))
         raise RuntimeError("%s did not start: no free port" % self.server)
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                return False
-            try:
-                if http("GET", self.url + "/pid", timeout=2.0).status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
 
     def _wait_workers(self) -> bool:
         """gunicorn: until every worker has booted (the first answers before the others)."""
         if self.server != "gunicorn":
             return True
         deadline = time.monotonic() + self.START_TIMEOUT
-        while self.log().count("Booting worker with pid") < self.workers:
+        while self.log(None).count("Booting worker with pid") < self.workers:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
         return True
 
-    def log(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
     def close(self) -> None:
         self.stop()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     # requests, each on a new connection (so that any worker may take it)
     def call(self, method: str, path: str, token: Optional[str] = None, body: Any = None) -> HTTPAnswer:

@@ -286,10 +286,68 @@ def http(
     return HTTPAnswer(status, body, answer_headers)
 
 
-class AppProcess:
-    """``python -m tests.session_app`` in its own process on 127.0.0.1."""
+class ServerProcess:
+    """A server in a process of its own on 127.0.0.1, its output kept in a
+    temporary file: :meth:`spawn` starts it, :meth:`wait_ready` waits until
+    ``READY_PATH`` answers 200, :meth:`stop` ends it (safe to call twice)."""
 
     START_TIMEOUT = 15.0
+    READY_PATH = "/open"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process: Optional[subprocess.Popen] = None
+        self._log: Any = None
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.port
+
+    def spawn(self, command: List[str], cwd: str, env: Optional[Dict[str, str]] = None) -> None:
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self) -> bool:
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                return False
+            try:
+                if http("GET", self.url + self.READY_PATH, timeout=1.0).status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def log(self, tail: Optional[int] = 4000) -> str:
+        """What the server printed (its last ``tail`` characters; ``None``: all)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        raw = self._log.read()
+        return (raw if tail is None else raw[-tail:]).decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class AppProcess(ServerProcess):
+    """``python -m tests.session_app`` in its own process on 127.0.0.1."""
 
     def __init__(
         self,
@@ -301,6 +359,7 @@ class AppProcess:
         gevent: bool = False,
         dpop: Optional[str] = None,
     ) -> None:
+        super().__init__()
         self.redis_url = redis_url
         self.store_timeout = store_timeout
         self.grace = grace
@@ -308,19 +367,11 @@ class AppProcess:
         self.max_connections = max_connections
         self.gevent = gevent
         self.dpop = dpop
-        self.port = 0
-        self.process: Optional[subprocess.Popen] = None
-        self._log: Any = None
-
-    @property
-    def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.port
 
     def launch(self) -> None:
         """Start the process (without waiting for it to listen)."""
         self.port = free_port()
-        self._log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
+        self.spawn(
             [
                 sys.executable, "-m", "tests.session_app",
                 "--port", str(self.port),
@@ -332,45 +383,8 @@ class AppProcess:
                 *(["--gevent"] if self.gevent else []),
                 *(["--dpop", self.dpop] if self.dpop else []),
             ],
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            REPO_ROOT,
         )
-
-    def wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                return False
-            try:
-                if http("GET", self.url + "/open", timeout=1.0).status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def log(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read()[-4000:].decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     # requests to this process
     def get(self, path: str, token: Optional[str] = None) -> HTTPAnswer:

@@ -148,26 +148,19 @@ def test_a_frozen_master_is_a_503_within_the_timeout(cluster):
 # --- faults under load ---------------------------------------------------------------------
 
 
-class Load:
-    """Threads that keep asking both apps about valid and revoked tokens, and
-    record every answer as (expected, status)."""
+class Background:
+    """Threads running ``_run(n)`` from ``with`` to its end, recording answers."""
 
-    def __init__(self, apps: Tuple[AppProcess, AppProcess], valid: List[str], revoked: List[str]) -> None:
+    def __init__(self, apps: Tuple[AppProcess, AppProcess], threads: int) -> None:
         self.apps = apps
-        self.cases = [("valid", t) for t in valid] + [("revoked", t) for t in revoked]
         self.answers: List[Tuple[str, int, Dict]] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(4)]
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
 
     def _run(self, n: int) -> None:
-        for i in itertools.count(n):
-            if self._stop.is_set():
-                return
-            kind, token = self.cases[i % len(self.cases)]
-            answer = self.apps[i % 2].get("/protected", token)
-            self.answers.append((kind, answer.status, answer.json))
+        raise NotImplementedError
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Background:
         for thread in self._threads:
             thread.start()
         return self
@@ -176,6 +169,23 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(15)
+
+
+class Load(Background):
+    """Threads that keep asking both apps about valid and revoked tokens, and
+    record every answer as (expected, status)."""
+
+    def __init__(self, apps: Tuple[AppProcess, AppProcess], valid: List[str], revoked: List[str]) -> None:
+        super().__init__(apps, 4)
+        self.cases = [("valid", t) for t in valid] + [("revoked", t) for t in revoked]
+
+    def _run(self, n: int) -> None:
+        for i in itertools.count(n):
+            if self._stop.is_set():
+                return
+            kind, token = self.cases[i % len(self.cases)]
+            answer = self.apps[i % 2].get("/protected", token)
+            self.answers.append((kind, answer.status, answer.json))
 
     def statuses(self, kind: str) -> List[int]:
         return [status for seen, status, _ in self.answers if seen == kind]
@@ -342,15 +352,12 @@ def test_the_revocation_cache_never_listens_to_a_replica(cluster):
         on_master.close()
 
 
-class Churn:
+class Churn(Background):
     """Threads that log in, refresh, check and log out on both apps, in turn,
     and record every answer (step, status, body)."""
 
     def __init__(self, apps: Tuple[AppProcess, AppProcess], threads: int = 2) -> None:
-        self.apps = apps
-        self.answers: List[Tuple[str, int, Dict]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+        super().__init__(apps, threads)
 
     def _run(self, n: int) -> None:
         user = (("joe", "pass"), ("ann", "secret"))[n % 2]
@@ -370,16 +377,6 @@ class Churn:
                 ("check after logout", a.get("/protected", access)),
             ):
                 self.answers.append((step, answer.status, answer.json))
-
-    def __enter__(self) -> Churn:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
 
 
 def test_a_reshard_of_many_slots_under_load_costs_no_503(ab, cluster):

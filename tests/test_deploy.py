@@ -50,7 +50,7 @@ def serve(folder: str, target: str = "served:app", **options) -> Served:
 
 def login(served: Served, username: str = "alice", password: str = "wonderland"):
     answer = served.call("POST", "/auth", body={"username": username, "password": password})
-    assert answer.status == 200, (answer, served.log()[-3000:])
+    assert answer.status == 200, (answer, served.log(None)[-3000:])
     return answer.json["access_token"], answer.json["refresh_token"]
 
 
@@ -93,9 +93,9 @@ def test_the_tutorial_with_no_store_setting_holds_in_every_worker(folder, server
     served = serve(folder, server=server, workers=workers, preload=preload)
     try:
         table, answered_by = the_table(served)
-        assert table == (40, 10, 5), served.log()[-3000:]
+        assert table == (40, 10, 5), served.log(None)[-3000:]
         assert answered_by >= (2 if server != "waitress" else 1)  # several processes really answered
-        log = served.log()
+        log = served.log(None)
         if server == "waitress":  # one process: memory, as before
             assert "JWT_TOKEN_STORE is unset: using sqlite" not in log
             assert not os.path.exists(os.path.join(folder, "instance", "tokenauth.sqlite3"))
@@ -120,7 +120,7 @@ def test_an_explicit_sqlite_store_and_a_restart_of_every_worker(folder):
         assert served.call("POST", "/auth/logout", access).status == 200
         assert the_table(served)[0] == (40, 10, 5)
         assert os.path.exists(os.path.join(folder, "instance", "tokens.sqlite3"))
-        assert "JWT_TOKEN_STORE is unset" not in served.log()
+        assert "JWT_TOKEN_STORE is unset" not in served.log(None)
     finally:
         served.close()
     again = serve(folder, env=env)  # every worker restarted: the logout holds
@@ -168,7 +168,7 @@ def test_memory_chosen_explicitly_refuses_writes_rather_than_split(folder):
             }
         answers = [served.call("GET", "/profile", access) for _ in range(20)]
         assert {answer.status for answer in answers} == {200}  # nothing was revoked anywhere
-        assert "JWT_TOKEN_STORE is memory://, which each process keeps for itself" in served.log()
+        assert "JWT_TOKEN_STORE is memory://, which each process keeps for itself" in served.log(None)
         assert not os.path.exists(os.path.join(folder, "instance", "tokenauth.sqlite3"))
     finally:
         served.close()
@@ -176,7 +176,7 @@ def test_memory_chosen_explicitly_refuses_writes_rather_than_split(folder):
     try:
         answer = limited.call("POST", "/auth", body={"username": "alice", "password": "wonderland"})
         assert answer.status == 503 and answer.json["status_code"] == 503
-        assert "login throttle" in limited.log()
+        assert "login throttle" in limited.log(None)
     finally:
         limited.close()
 
@@ -199,7 +199,7 @@ def test_a_flask_jwt_app_sees_no_difference_until_it_revokes_in_code(flask_jwt_f
         for token in tokens:
             assert {served.call("GET", "/protected", token).status for _ in range(8)} == {200}
         assert not os.path.exists(store)  # memory, as before: nothing on disk
-        assert "JWT_TOKEN_STORE is unset" not in served.log()
+        assert "JWT_TOKEN_STORE is unset" not in served.log(None)
 
         assert served.call("POST", "/my-logout", tokens[0]).status == 200
         assert os.path.exists(store)
@@ -233,6 +233,6 @@ def test_processes_signing_with_different_keys_are_named_in_the_log(folder):
             access, _ = login(served)
             statuses |= {served.call("GET", "/profile", access).status for _ in range(4)}
         assert 401 in statuses  # the split the warning explains
-        assert "processes of this app sign tokens with different keys" in served.log()
+        assert "processes of this app sign tokens with different keys" in served.log(None)
     finally:
         served.close()

@@ -6,10 +6,11 @@ sets served over HTTP; then two of our own services, one trusting the other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from flask import Flask, jsonify
@@ -448,39 +449,10 @@ def test_a_key_set_url_that_is_not_http_is_never_fetched(url, idp, caplog):
 # --- our own services as issuers ----------------------------------------------------------
 
 
-def test_a_second_service_verifies_the_first_ones_tokens_by_discovery():
-    from tests.conftest import authenticate, identity
-
-    first = Flask("first")
-    server = make_server("127.0.0.1", 0, first, threaded=True)
-    url = "http://127.0.0.1:%d" % server.server_port
-    signing_key = generate_key("ES256").as_pem(private=True)
-    first.config.update(
-        JWT_KEYS=[{"kid": "svc-1", "alg": "ES256", "private_key": signing_key}],
-        JWT_ISSUER=url,
-        JWT_AUDIENCE="https://orders.internal",
-        JWT_JWKS_URL_RULE="/.well-known/jwks.json",
-    )
-    JWT(first, authenticate, identity)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        token = first.test_client().post("/auth", json={"username": "joe", "password": "pass"}).get_json()
-        document = first.test_client().get("/.well-known/openid-configuration", base_url=url).get_json()
-        assert document["issuer"] == url and document["jwks_uri"] == url + "/.well-known/jwks.json"
-        second = resource_server(url, "https://orders.internal")
-        answer = second.test_client().get("/me", headers=bearer(token["access_token"]))
-        assert answer.status_code == 200, answer.get_json()
-        assert answer.get_json() == {"identity": 1, "iss": url}
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_a_refresh_token_is_redeemed_only_by_the_service_that_issued_it():
-    """Service B trusts service A as an issuer: A's access tokens open B, but A's
-    refresh token must not become a session of B's (A's reuse detection and
-    logout would never see it)."""
+@contextlib.contextmanager
+def first_service(**config: Any) -> Iterator[Tuple[Flask, str]]:
+    """A service of ours that issues tokens (ES256, a JWK Set and discovery),
+    served over HTTP on loopback: the app and its URL, its JWT_ISSUER."""
     from tests.conftest import authenticate, identity
 
     first = Flask("first")
@@ -492,12 +464,34 @@ def test_a_refresh_token_is_redeemed_only_by_the_service_that_issued_it():
         JWT_ISSUER=url,
         JWT_AUDIENCE="https://orders.internal",
         JWT_JWKS_URL_RULE="/.well-known/jwks.json",
-        JWT_REFRESH_URL_RULE="/auth/refresh",
+        **config,
     )
     JWT(first, authenticate, identity)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
+        yield first, url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_second_service_verifies_the_first_ones_tokens_by_discovery():
+    with first_service() as (first, url):
+        token = first.test_client().post("/auth", json={"username": "joe", "password": "pass"}).get_json()
+        document = first.test_client().get("/.well-known/openid-configuration", base_url=url).get_json()
+        assert document["issuer"] == url and document["jwks_uri"] == url + "/.well-known/jwks.json"
+        second = resource_server(url, "https://orders.internal")
+        answer = second.test_client().get("/me", headers=bearer(token["access_token"]))
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json() == {"identity": 1, "iss": url}
+
+
+def test_a_refresh_token_is_redeemed_only_by_the_service_that_issued_it():
+    """Service B trusts service A as an issuer: A's access tokens open B, but A's
+    refresh token must not become a session of B's (A's reuse detection and
+    logout would never see it)."""
+    with first_service(JWT_REFRESH_URL_RULE="/auth/refresh") as (first, url):
         login = first.test_client().post("/auth", json={"username": "joe", "password": "pass"}).get_json()
         second = resource_server(
             url,
@@ -515,9 +509,6 @@ def test_a_refresh_token_is_redeemed_only_by_the_service_that_issued_it():
         )
         renewed = first.test_client().post("/auth/refresh", headers=bearer(login["refresh_token"]))
         assert renewed.status_code == 200  # A refreshes its own session
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_flasks_secret_key_opens_nothing_on_a_resource_server(idp):
