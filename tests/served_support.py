@@ -153,7 +153,7 @@ class Served(ServerProcess):
         server: str = "gunicorn",
         workers: int = 4,
         preload: bool = False,
-        env: Optional[Dict[str, str]] = None,
+        env: Optional[Dict[str, Optional[str]]] = None,
     ) -> None:
         super().__init__()
         self.folder = folder
@@ -185,6 +185,7 @@ class Served(ServerProcess):
         for _ in range(3):  # a port taken between free_port() and bind: try another
             self.port = free_port()
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([self.folder, REPO_ROOT]), **self.env)
+            env = {name: value for name, value in env.items() if value is not None}  # None: unset
             self.spawn(self.command(), self.folder, env)
             if self.wait_ready() and self._wait_workers():
                 return self

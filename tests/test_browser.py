@@ -353,3 +353,42 @@ def test_a_browser_key_binds_the_token_and_a_copied_token_is_worthless(context):
         ):
             answer = api.get("/whoami", headers=headers, base_url=served.url)
             assert answer.status_code == 401, (headers.keys(), answer.get_json())
+
+
+def test_the_example_page_under_gunicorn_with_four_workers(context):
+    """As deployed: gunicorn -w 4 example_app:app, no SECRET_KEY and no store
+    setting. Every request of the page may reach another worker: the key in
+    the instance folder and the shared SQLite store make them one app."""
+    from playwright.sync_api import expect
+
+    from tests.served_support import Served as ServedProcess
+    from tests.served_support import app_folder
+    from tests.sessions_support import http
+
+    with open(example_app.__file__, encoding="utf-8") as source:
+        folder = app_folder({"example_app.py": source.read()})
+    served = ServedProcess(folder, "example_app:app", workers=4, env={"SECRET_KEY": None})
+    served.READY_PATH = "/public"
+    try:
+        served.start()
+        page = context.new_page()
+        log_in(page, served.url)
+        for _ in range(3):
+            page.click("#refresh")
+            expect(page.locator("#status")).to_have_text("Refreshed.")
+        for _ in range(5):
+            page.reload()
+            expect(page.locator("#who")).to_have_text("alice")
+        held = jar(context)["refresh_token"]["value"]
+        page.click("#logout")
+        expect(page.locator("#status")).to_have_text("Logged out.")
+        expect(page.locator("#login-form")).to_be_visible()
+        for _ in range(12):  # whichever worker takes it
+            answer = http("POST", served.url + "/auth/refresh", json_body={"refresh_token": held})
+            assert answer.status == 401 and answer.json["description"] == "Token has been revoked", answer
+        log = served.log(None)
+        assert log.count("made a secret key") == 1 and "JWT_TOKEN_STORE is unset: using sqlite" in log
+        assert "Traceback" not in log
+    finally:
+        served.close()
+        shutil.rmtree(folder, ignore_errors=True)

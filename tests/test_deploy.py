@@ -42,10 +42,9 @@ def folder_fixture() -> Iterator[str]:
 
 
 def serve(folder: str, target: str = "served:app", **options) -> Served:
-    env = {"TEST_JWT_LOGIN_RATE_LIMIT": LIMIT, **options.pop("env", {})}
-    served = Served(folder, target, env=env, **options)
-    os.environ.pop("SECRET_KEY", None)  # the tutorial must make its own key
-    return served.start()
+    # No SECRET_KEY from the environment: the tutorial must make its own key.
+    env = {"SECRET_KEY": None, "TEST_JWT_LOGIN_RATE_LIMIT": LIMIT, **options.pop("env", {})}
+    return Served(folder, target, env=env, **options).start()
 
 
 def login(served: Served, username: str = "alice", password: str = "wonderland"):
