@@ -184,6 +184,11 @@ def hostile(case: str, key: Client, token: str) -> Dict[str, Any]:
         "iat NaN": key.proof("GET", url, token, raw_payload=_with_iat(claims, "NaN")),
         "iat Infinity": key.proof("GET", url, token, raw_payload=_with_iat(claims, "-Infinity")),
         "ES384 with a P-256 key": curve_mismatch(claims),
+        "htu with a fragment": key.proof("GET", url + "#x", token),
+        "htu of another scheme": key.proof("GET", "ftp://api.example/claims", token),
+        "jti empty": key.proof("GET", url, token, claims={"jti": ""}),
+        "jti of 257 characters": key.proof("GET", url, token, claims={"jti": "j" * 257}),
+        "larger than 8 KiB": key.proof("GET", url, token, claims={"pad": "p" * 7000}),
         "header nested 2900 deep": hand_signed(claims, lambda jwk: "[" * 2900 + "]" * 2900),
     }
     if case == "two headers":
@@ -218,6 +223,11 @@ HOSTILE = {
     "iat NaN": "The DPoP proof holds NaN or Infinity, which JSON does not allow",
     "iat Infinity": "The DPoP proof holds NaN or Infinity, which JSON does not allow",
     "ES384 with a P-256 key": "The DPoP proof's jwk is not a usable public key for ES384",
+    "htu with a fragment": "The DPoP proof's htu is not this request's URL",
+    "htu of another scheme": "The DPoP proof's htu is not this request's URL",
+    "jti empty": "The DPoP proof has no jti",
+    "jti of 257 characters": "The DPoP proof has no jti",
+    "larger than 8 KiB": "The DPoP proof is not a compact JWS",
     "header nested 2900 deep": "The DPoP proof is not a compact JWS",
 }
 
@@ -484,3 +494,55 @@ def test_nonces_are_keyed_by_the_apps_secret():
         proof = key.proof("POST", BASE + "/auth", nonce=issued)
         answer = login(other.test_client(), key, proof=proof, status=400)
         assert answer.get_json()["error"] == "use_dpop_nonce"
+
+
+def test_a_jti_of_256_characters_and_a_proof_just_under_8_kib_are_accepted(bound):
+    _, client, key, body = bound
+    token = body["access_token"]
+    assert call(client, token, key.proof("GET", BASE + "/claims", token, jti="j" * 256)).status_code == 200
+    padded = key.proof("GET", BASE + "/claims", token, claims={"pad": "p" * 4500})
+    assert len(padded) < 8192
+    assert call(client, token, padded).status_code == 200
+
+
+def test_in_required_mode_an_unbound_session_cannot_refresh():
+    app = dpop_app("required")
+    with app.app_context():
+        refresh = app.extensions["jwt"].create_refresh_token(1)  # made in code: no key
+    answer = app.test_client().post(
+        "/auth/refresh",
+        headers={"Authorization": "JWT " + refresh, "DPoP": Client().proof("POST", BASE + "/auth/refresh")},
+        base_url=BASE,
+    )
+    assert answer.get_json() == {
+        "status_code": 400,
+        "error": "invalid_dpop_proof",
+        "description": "This session is not bound to a DPoP key: log in again",
+    }
+
+
+def test_a_proof_replayed_at_the_login_route_is_a_400():
+    app = dpop_app()
+    client = app.test_client()
+    key = Client()
+    proof = key.proof("POST", BASE + "/auth")
+    login(client, key, proof=proof)
+    answer = login(client, key, proof=proof, status=400)
+    assert answer.get_json()["description"] == "The DPoP proof was used before"
+
+
+def test_the_previous_nonce_is_still_accepted_for_one_window():
+    # Nonces change every 300 s: a client holding the one from just before the
+    # change must not be refused, one from two windows back must.
+    from flask_tokenauth import dpop as server_dpop
+
+    app = dpop_app(JWT_DPOP_NONCE=True)
+    client = app.test_client()
+    key = Client()
+    window = int(time.time() // 300)
+    with app.test_request_context():
+        previous, older = server_dpop._nonce(window - 1), server_dpop._nonce(window - 2)
+    login(client, key, proof=key.proof("POST", BASE + "/auth", nonce=previous))
+    answer = login(client, key, proof=key.proof("POST", BASE + "/auth", nonce=older), status=400)
+    assert answer.get_json()["error"] == "use_dpop_nonce"
+

@@ -600,3 +600,72 @@ def test_a_refresh_near_the_session_max_age_never_outlives_it():
     for token in (access1, refresh1):
         assert unverified_claims(token)["exp"] <= login_time + 3
         assert unverified_claims(token)["auth_time"] == login_time
+
+
+# --- what mutation testing found unchecked ----------------------------------------------
+
+
+def test_logout_ends_the_session_of_the_token_an_apps_own_request_handler_finds():
+    jwt = new_jwt()
+
+    @jwt.request_handler
+    def from_x_token():
+        from flask import request
+
+        return request.headers.get("X-Token")
+
+    app = session_app(jwt=jwt)
+    client = app.test_client()
+    access, refresh = login_pair(client)
+    assert client.get("/protected", headers={"X-Token": access}).status_code == 200
+    assert client.post("/auth/logout", headers={"X-Token": access}).get_json() == {"message": "Logged out"}
+    assert_refused(client.get("/protected", headers={"X-Token": access}), REVOKED)
+    assert_refused(refresh_with(client, refresh, via="json"), REVOKED)
+
+
+def test_logout_ends_the_session_of_a_query_string_token():
+    app = session_app({"JWT_TOKEN_LOCATION": ["headers", "query_string"]})
+    client = app.test_client()
+    access, refresh = login_pair(client)
+    assert client.post("/auth/logout?jwt=%s" % access).get_json() == {"message": "Logged out"}
+    assert_refused(get_protected(client, access), REVOKED)
+    assert_refused(refresh_with(client, refresh), REVOKED)
+
+
+def test_a_token_without_iat_is_refused_under_a_cut_off():
+    app = session_app({"JWT_REQUIRED_CLAIMS": ["exp"]})
+    client = app.test_client()
+    now = int(time.time())
+    claims = {"identity": 1, "exp": now + 60, "jti": "no-iat"}
+    no_iat = pyjwt.encode(claims, app.config["SECRET_KEY"], "HS256")
+    assert get_protected(client, no_iat).status_code == 200
+    with app.app_context():
+        jwt_of(app).revoke_identity(2)  # someone else's cut-off
+    assert get_protected(client, no_iat).status_code == 200
+    with app.app_context():
+        jwt_of(app).revoke_identity(1)
+    assert_refused(get_protected(client, no_iat), REVOKED)
+
+
+def test_identities_of_different_types_are_revoked_apart():
+    from flask_tokenauth import JWT
+    from tests.conftest import authenticate
+
+    jwt = JWT(authentication_handler=authenticate)  # current_identity: the claim itself
+    app = session_app(jwt=jwt)
+    client = app.test_client()
+    with app.app_context():
+        as_int = jwt.create_access_token(7)
+        as_str = jwt.create_access_token("7")
+        as_list = jwt.create_access_token(["a", 7])
+        jwt.revoke_identity("7")
+
+    def status(token: str) -> int:
+        return client.get("/claims", headers=auth_header(token)).status_code
+
+    assert status(as_int) == 200  # 7 is not "7"
+    assert status(as_str) == 401
+    assert status(as_list) == 200
+    with app.app_context():
+        jwt.revoke_identity(["a", 7])
+    assert status(as_list) == 401 and status(as_int) == 200
