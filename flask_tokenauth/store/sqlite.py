@@ -40,6 +40,7 @@ or another network filesystem is refused. Several hosts share a Redis.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import os
@@ -47,7 +48,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from ..errors import ConfigurationError
 from . import StateLost, Status, StoreError, TokenRef, TokenStore, _safe, required
@@ -196,9 +197,9 @@ class SQLiteStore(TokenStore):
             raise
         return conn
 
-    def _current(self) -> bool:
-        """Make sure this process's connections are its own and still name the
-        file at ``path``; ``True`` when they had to be (re)opened."""
+    def _current(self) -> sqlite3.Connection:
+        """This process's reader connection (held under the read lock), once it
+        is sure its connections are its own and still name the file at ``path``."""
         if self._pid != os.getpid():  # a fork that ran no at-fork hook
             self._forget_connections(abandon=True)
         try:
@@ -206,11 +207,11 @@ class SQLiteStore(TokenStore):
         except FileNotFoundError:
             found = None
         here = None if found is None else (found.st_dev, found.st_ino)
-        if here is not None and self._file == here and self._reader is not None:
-            return False
-        # The file this process had open was deleted or replaced: what it held is lost.
-        self._reopen(lost=self._file is not None)
-        return True
+        if here is None or self._file != here or self._reader is None:
+            # The file this process had open was deleted or replaced: what it held is lost.
+            self._reopen(lost=self._file is not None)
+        assert self._reader is not None
+        return self._reader
 
     def _reopen(self, *, lost: bool) -> None:
         with self._write_lock:
@@ -245,8 +246,7 @@ class SQLiteStore(TokenStore):
         refused, unless ``fresh_start`` (then 0: nothing came before). A process
         that lost the file it had open moves the epoch to now, whoever made
         the new one."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             for statement in _SCHEMA:
                 conn.execute(statement)
             # Whole seconds: a token issued in the file's first second (its iat) is not before it.
@@ -261,10 +261,6 @@ class SQLiteStore(TokenStore):
                     (repr(now), now),
                 )
             epoch = float(conn.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()[0])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return epoch, made == 1
 
     def _forget_connections(self, *, abandon: bool) -> None:
@@ -307,9 +303,7 @@ class SQLiteStore(TokenStore):
 
     def _lookup(self, ref: TokenRef) -> Status:
         with self._read_lock:
-            self._current()
-            reader = self._reader
-            assert reader is not None
+            reader = self._current()
             version = next(reader.execute("PRAGMA data_version"))[0]
             answers = self._answers
             now = time.time()
@@ -403,8 +397,7 @@ class SQLiteStore(TokenStore):
 
         def spend(conn: sqlite3.Connection) -> Optional[str]:
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 found = conn.execute(
                     "SELECT current, record FROM rotations WHERE family = ? AND until > ?", (family, now)
                 ).fetchone()
@@ -415,8 +408,6 @@ class SQLiteStore(TokenStore):
                     (family, successor, record, now + ttl),
                 )
                 return None
-            finally:
-                conn.execute("COMMIT")
 
         epoch = self._epoch
         outcome = self._write(spend)
@@ -444,8 +435,7 @@ class SQLiteStore(TokenStore):
 
         def add(conn: sqlite3.Connection) -> int:
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 found = conn.execute(
                     "SELECT value, until FROM counters WHERE name = ? AND until > ?", (name, now)
                 ).fetchone()
@@ -457,8 +447,6 @@ class SQLiteStore(TokenStore):
                     (name, value, until),
                 )
                 return int(value)
-            finally:
-                conn.execute("COMMIT")
 
         return self._write(add)
 
@@ -468,9 +456,7 @@ class SQLiteStore(TokenStore):
         def read() -> Tuple[int, float]:
             now = time.time()
             with self._read_lock:
-                self._current()
-                assert self._reader is not None
-                found = self._reader.execute(
+                found = self._current().execute(
                     "SELECT value, until FROM counters WHERE name = ? AND until > ?", (name, now)
                 ).fetchone()
             return (int(found[0]), float(found[1])) if found else (0, now)
@@ -550,11 +536,9 @@ class SQLiteStore(TokenStore):
 
         def count() -> int:
             with self._read_lock:
-                self._current()
-                assert self._reader is not None
-                return sum(
-                    self._reader.execute("SELECT count(*) FROM %s" % table).fetchone()[0] for table in _TABLES
-                )
+                reader = self._current()
+                counts = [next(reader.execute("SELECT count(*) FROM %s" % table))[0] for table in _TABLES]
+            return sum(counts)
 
         return self._run(count)
 
@@ -562,6 +546,20 @@ class SQLiteStore(TokenStore):
         with self._read_lock, self._write_lock:
             if self._pid == os.getpid():
                 self._forget_connections(abandon=False)
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock taken at once, so
+    two processes never both read then both write): committed when the block
+    ends, rolled back when it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _alive(pid: int) -> bool:
