@@ -188,23 +188,25 @@ class Keyring:
         iss = _pyjwt.decode(token, options={"verify_signature": False}).get("iss")
         return self.by_issuer.get(iss) if isinstance(iss, str) else None
 
+    def issuer_of(self, token: str) -> Optional[OutsideIssuer]:
+        """The outside issuer whose keys verify ``token`` (JWT_OIDC_ISSUER by
+        its ``iss``, JWT_JWKS_URL by a ``kid`` the app's own keys lack), or
+        ``None`` for a token of the app's own."""
+        outside = self.outside_issuer_of(token) if self.by_issuer else None
+        if outside is None and self.remote is not None and self.only is None:
+            if _pyjwt.get_unverified_header(token).get("kid") not in self.by_kid:
+                outside = self.remote
+        return outside
+
     def from_outside(self, token: str) -> bool:
-        """``token`` is verified by an outside issuer's keys (JWT_OIDC_ISSUER,
-        JWT_JWKS_URL), not by the app's own."""
-        if self.by_issuer and self.outside_issuer_of(token) is not None:
-            return True
-        if self.remote is None or self.only is not None:
-            return False
-        return _pyjwt.get_unverified_header(token).get("kid") not in self.by_kid
+        """``token`` is verified by an outside issuer's keys, not by the app's own."""
+        return self.issuer_of(token) is not None
 
     def horizon(self, token: str) -> float:
         """Until when a verification of ``token`` may be remembered: the end of
         its issuer's key-set cache for an outside token (a removed key must stop
         verifying), else for ever."""
-        outside = self.outside_issuer_of(token) if self.by_issuer else None
-        if outside is None and self.remote is not None:
-            kid = _pyjwt.get_unverified_header(token).get("kid")
-            outside = self.remote if kid not in self.by_kid and self.only is None else None
+        outside = self.issuer_of(token)
         return float("inf") if outside is None else outside.keyset().horizon()
 
 

@@ -222,11 +222,7 @@ class KeySet:
         if snapshot is not None and now < snapshot.expires:
             return snapshot
         if snapshot is not None and now < snapshot.expires + self.stale_for:
-            if now - self._tried >= self.cooldown and self._fetching.acquire(blocking=False):
-                try:
-                    self._fetch()
-                finally:
-                    self._fetching.release()
+            self._fetch_once(wait=False)
             return self._snapshot or snapshot
         self._fetch_once()
         snapshot = self._snapshot
@@ -234,17 +230,17 @@ class KeySet:
             raise unavailable("The issuer's key set cannot be fetched; try again shortly")
         return snapshot
 
-    def _fetch_once(self) -> None:
+    def _fetch_once(self, *, wait: bool = True) -> None:
         """Fetch, unless a try was made within the cooldown; while another
-        request fetches, wait for its result (at most the fetch's own deadline)
-        instead of starting a second fetch."""
+        request fetches, ``wait`` for its result (at most the fetch's own
+        deadline) instead of starting a second fetch."""
         if self._fetching.acquire(blocking=False):
             try:
                 if time.monotonic() - self._tried >= self.cooldown:
                     self._fetch()
             finally:
                 self._fetching.release()
-        elif self._fetching.acquire(timeout=self.timeout + 1.0):
+        elif wait and self._fetching.acquire(timeout=self.timeout + 1.0):
             self._fetching.release()
 
     def _fetch(self) -> None:

@@ -58,9 +58,11 @@ def identity_of(state: AppState, claims: Dict[str, Any]) -> Any:
     ``JWT_JWKS_URL``) names an outside issuer's user ``(iss, sub)``, so that
     two issuers' users with one ``sub`` never meet."""
     value = claims.get(identity_claim_of(state.config.get, claims))
-    keyring = state.keyring()
     issuer = claims.get("iss")
-    if value is None or not keyring.by_issuer or issuer not in keyring.by_issuer:
+    if value is None or issuer is None or not state.config.get("JWT_OIDC_ISSUER"):
+        return value  # no outside issuer picks tokens by iss: nothing to tell apart
+    keyring = state.prepared_keyring()  # the one the claims were just verified with
+    if issuer not in keyring.by_issuer:
         return value
     trusted = len(keyring.by_issuer) + bool(keyring.keys) + (keyring.remote is not None)
     return (issuer, value) if trusted > 1 else value

@@ -97,6 +97,12 @@ class AppState:
         secret = conf.get("JWT_SECRET_KEY")
         return secret is not None and secret != conf.get("SECRET_KEY")
 
+    def prepared_keyring(self) -> Keyring:
+        """The keys prepared last, without comparing the settings again: for
+        work that follows a verification in the same request."""
+        keyring = self._keyring
+        return keyring if keyring is not None else self.keyring()
+
     def keyring(self, conf: Optional[Mapping[str, Any]] = None) -> Keyring:
         """The keys for the app's current settings, prepared once per settings."""
         if conf is None:

@@ -194,15 +194,16 @@ def throttled_login(username: str, attempt: Any) -> Any:
     a falsy result counts as a failure."""
     from .state import app_state
 
+    state = app_state()
     try:
-        throttle: Optional[LoginThrottle] = app_state().login_throttle()
+        throttle: Optional[LoginThrottle] = state.login_throttle()
     except (StoreError, ConfigurationError) as exc:  # settings changed after init_app
         logger.error("login throttle cannot work: %s", exc)
         raise StoreUnavailable("The login throttle store is unreachable; try again shortly") from exc
     if throttle is None:
         return attempt()
     try:
-        loader = app_state().jwt.login_username_callback
+        loader = state.jwt.login_username_callback
         counted = loader(username)
         if not isinstance(counted, str):
             raise TypeError("the login_username_loader must return a str, not %r" % type(counted))
