@@ -23,7 +23,7 @@ from .errors import ConfigurationError
 from .issuers import outside_from_config
 from .keys import fingerprint
 from .serving import Processes, ProcessStore, needs_shared_state
-from .store import StoreError, TokenStore, open_store
+from .store import StoreError, TokenStore, names_memory, open_store
 from .store.memory import MemoryStore
 from .store.sqlite import DEFAULT_FILE, SQLiteStore
 
@@ -173,10 +173,7 @@ class AppState:
         get = self.config.get
         timeout = seconds(get("JWT_TOKEN_STORE_TIMEOUT", DEFAULTS["JWT_TOKEN_STORE_TIMEOUT"]))
         cache_size = int(get("JWT_TOKEN_STORE_CACHE_SIZE", DEFAULTS["JWT_TOKEN_STORE_CACHE_SIZE"]))
-        memory = isinstance(spec, MemoryStore) or spec is None or (
-            isinstance(spec, str) and spec.startswith("memory://")
-        )
-        if memory:
+        if isinstance(spec, MemoryStore) or names_memory(spec):
             # Unset: memory in one process, the instance folder's file in several.
             path = self.default_file() if spec is None else None
             return ProcessStore(

@@ -160,6 +160,11 @@ def required(name: Optional[str], what: str) -> str:
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
+def names_memory(spec: Any) -> bool:
+    """``JWT_TOKEN_STORE`` names the process's memory (unset, or ``memory://``)."""
+    return spec is None or (isinstance(spec, str) and spec.startswith("memory://"))
+
+
 def open_store(
     spec: Any,
     *,
@@ -179,7 +184,7 @@ def open_store(
     """
     if isinstance(spec, TokenStore):
         return spec
-    if spec is None or (isinstance(spec, str) and spec.startswith("memory://")):
+    if names_memory(spec):
         from .memory import MemoryStore
 
         return MemoryStore()
