@@ -509,3 +509,20 @@ def test_two_processes_below_the_limit_are_not_throttled(ab):
     for app in (a, b):
         answer = app.attempt("joe", "pass")
         assert answer.status == 200 and {"access_token", "refresh_token"} <= set(answer.json), answer
+
+
+def test_a_username_loader_that_returns_no_str_is_a_503_not_a_500():
+    app = throttled_app()
+    app.testing = False
+
+    @app.extensions["jwt"].login_username_loader
+    def broken(username: str) -> Any:
+        return None
+
+    answer = attempt(app.test_client(), "joe", "wrong")
+    assert answer.status_code == 503
+    assert answer.get_json() == {
+        "status_code": 503,
+        "error": "Service Unavailable",
+        "description": "The login throttle cannot count this login; try again shortly",
+    }
